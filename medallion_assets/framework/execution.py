@@ -1,0 +1,486 @@
+"""Build one table for one partition window: read, transform, apply rules, write, check.
+
+This is the single code path behind both compute targets: the local resource calls it in-process
+and the Databricks runtime entry point calls it on the cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from medallion_assets.framework import bronze_ingest
+from medallion_assets.framework.delta_io import read_window, write_window
+from medallion_assets.framework.lakehouse import Lakehouse
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.quality import (
+    FAILED_RULES,
+    CheckOutcome,
+    all_rules,
+    evaluate_contract,
+    failed_rules_column,
+    sql_literal,
+)
+from medallion_assets.framework.scd2 import SCD2_COLUMNS, build_scd2
+from medallion_assets.framework.table import Rule, TableDeclaration, TableKey
+
+SOURCE_STRUCT = "_source"
+MISSING_MARKERS = ("NA", "")
+
+
+class TableBuildError(RuntimeError):
+    """A materialization that must stop, with a message that says why and what to do."""
+
+
+class MissingUpstream(TableBuildError):
+    pass
+
+
+class FailedRules(TableBuildError):
+    pass
+
+
+@dataclass
+class TableRunReport:
+    """Everything a materialization reports, in plain values that travel over Dagster Pipes."""
+
+    table: TableKey
+    window: PartitionWindow
+    metadata: dict[str, Any] = field(default_factory=dict)
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+
+@dataclass
+class TransformContext:
+    spark: SparkSession
+    window: PartitionWindow
+    inputs: dict[str, DataFrame]
+    table: TableDeclaration
+
+    def input(self, alias: str) -> DataFrame:
+        return self.inputs[alias]
+
+
+TableCatalog = Mapping[TableKey, TableDeclaration]
+
+
+def parse_rules(casts: Mapping[str, str]) -> list[Rule]:
+    """One drop rule per cast: a value was received but does not parse as its type."""
+    rules = [
+        Rule(
+            "line_is_well_formed",
+            f"{SOURCE_STRUCT}._corrupt_record IS NULL",
+            "drop",
+            "the CSV line has the header's field count",
+        ),
+        Rule("source_is_utf8", f"{SOURCE_STRUCT}._source_encoding = 'UTF-8'", "drop", "the landed file is UTF-8 text"),
+    ]
+    missing = ", ".join(map(sql_literal, MISSING_MARKERS))
+    for column, spark_type in casts.items():
+        received = f"{SOURCE_STRUCT}.`{column}`"
+        rules.append(
+            Rule(
+                f"{column}_is_{spark_type.split('(')[0].lower()}",
+                f"NOT (trim({received}) NOT IN ({missing}) AND `{column}` IS NULL)",
+                "drop",
+                f"{column} parses as {spark_type}",
+            )
+        )
+    return rules
+
+
+def _typed(column: str, spark_type: str) -> Any:
+    missing = ", ".join(map(sql_literal, MISSING_MARKERS))
+    return F.expr(
+        f"CASE WHEN trim(`{column}`) IN ({missing}) THEN NULL ELSE try_cast(trim(`{column}`) AS {spark_type}) END"
+    ).alias(column)
+
+
+PARSE_FAILURES = "_parse_failed_rules"
+
+
+def prepare_source(bronze: DataFrame, expected: Sequence[str], casts: Mapping[str, str]) -> DataFrame:
+    """Carry every bronze column in `_source` (for quarantine) and parse the typed columns.
+
+    Parse failures are judged here, before a transform can rename or drop the parsed columns, and
+    travel inside `_source` so every transform carries them along without knowing about them.
+    """
+    filled = bronze
+    for column in expected:
+        if column not in filled.columns:
+            filled = filled.withColumn(column, F.lit(None).cast("string"))
+    prepared = filled.select(
+        *[_typed(c, casts[c]) if c in casts else F.col(f"`{c}`") for c in filled.columns],
+        F.struct(*[F.col(f"`{c}`") for c in filled.columns]).alias(SOURCE_STRUCT),
+    )
+    parse_failures = F.expr(failed_rules_column(parse_rules(casts)))
+    return prepared.withColumn(SOURCE_STRUCT, F.col(SOURCE_STRUCT).withField(PARSE_FAILURES, parse_failures))
+
+
+def source_schema_outcome(bronze: DataFrame, expected: Sequence[str]) -> CheckOutcome:
+    delivered = {
+        row[0] for row in bronze.select(F.explode_outer("_source_columns")).distinct().collect() if row[0] is not None
+    }
+    missing = sorted(set(expected) - delivered) if delivered else []
+    extra = sorted(delivered - set(expected))
+    if missing:
+        return CheckOutcome(
+            "source_schema",
+            passed=False,
+            description="landed files carry every column the contract needs",
+            metadata={"missing_columns": missing, "unexpected_columns": extra},
+        )
+    return CheckOutcome(
+        "source_schema",
+        passed=not extra,
+        severity="WARN",
+        description="landed files carry every column the contract needs; unexpected columns are schema drift",
+        metadata={"missing_columns": [], "unexpected_columns": extra},
+    )
+
+
+def _read_inputs(
+    spark: SparkSession, lakehouse: Lakehouse, table: TableDeclaration, catalog: TableCatalog, window: PartitionWindow
+) -> dict[str, DataFrame]:
+    inputs: dict[str, DataFrame] = {}
+    for alias, upstream in table.inputs.items():
+        declaration = catalog[upstream.table]
+        frame = read_window(spark, lakehouse.table(upstream.table), window, declaration.partition_column)
+        if frame is None:
+            raise MissingUpstream(f"{table.key} needs {upstream.table}, which has never been materialized")
+        inputs[alias] = protect_pii(frame, declaration.pii_columns) if table.key.layer == "gold" else frame
+    return inputs
+
+
+def protect_pii(frame: DataFrame, pii_columns: Mapping[str, str]) -> DataFrame:
+    """Hash or mask the columns a declaration marks as personal data, before any gold transform runs."""
+    for column, treatment in pii_columns.items():
+        if column not in frame.columns:
+            continue
+        value = F.col(column).cast("string")
+        protected = (
+            F.sha2(value, 256)
+            if treatment == "hash"
+            else F.concat(F.repeat(F.lit("*"), F.greatest(F.length(value) - 2, F.lit(0))), F.right(value, F.lit(2)))
+        )
+        frame = frame.withColumn(column, F.when(value.isNotNull(), protected))
+    return frame
+
+
+def _fk_outcomes(
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    table: TableDeclaration,
+    catalog: TableCatalog,
+    written: DataFrame,
+    window: PartitionWindow,
+) -> list[CheckOutcome]:
+    outcomes = []
+    for fk in table.foreign_keys:
+        parent = catalog[fk.references]
+        parent_rows = read_window(spark, lakehouse.table(fk.references), window, parent.partition_column)
+        parent_keys = (
+            parent_rows.select(
+                F.col(fk.references_column).alias("_parent_key"), F.col(parent.partition_column).alias("_parent_day")
+            )
+            if parent_rows is not None
+            else spark.createDataFrame([], "_parent_key bigint, _parent_day date")
+        )
+        orphans = (
+            written.where(F.col(fk.column).isNotNull())
+            .join(
+                parent_keys,
+                (F.col(fk.column) == F.col("_parent_key")) & (F.col(table.partition_column) == F.col("_parent_day")),
+                "left_anti",
+            )
+            .count()
+        )
+        outcomes.append(
+            CheckOutcome(
+                f"fk_{fk.name}",
+                passed=orphans == 0,
+                description=f"{fk.column} references {fk.references}.{fk.references_column}",
+                metadata={"orphan_rows": orphans, "references": str(fk.references)},
+            )
+        )
+    return outcomes
+
+
+def _measure(df: DataFrame, expression: str) -> int:
+    value = df.select(F.expr(expression).alias("m")).first()
+    return int(value["m"] or 0)
+
+
+def run_table(
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    table: TableDeclaration,
+    catalog: TableCatalog,
+    window: PartitionWindow,
+    *,
+    run_id: str,
+) -> TableRunReport:
+    started = time.monotonic()
+    if table.key.layer == "bronze":
+        report = _run_bronze(spark, lakehouse, table, window, run_id)
+    else:
+        report = _run_refined(spark, lakehouse, table, catalog, window)
+    report.metadata["duration_s"] = round(time.monotonic() - started, 3)
+    report.metadata["partition_window"] = str(window)
+    report.metadata["partition_days"] = window.day_count
+    return report
+
+
+def _run_bronze(
+    spark: SparkSession, lakehouse: Lakehouse, table: TableDeclaration, window: PartitionWindow, run_id: str
+) -> TableRunReport:
+    assert table.source is not None
+    files = bronze_ingest.discover_landed_files(lakehouse, table.source, window)
+    rows = bronze_ingest.ingest(
+        spark,
+        table.source,
+        files,
+        run_id=run_id,
+        ingested_at=datetime.now(UTC),
+        partition_column=table.partition_column,
+    )
+    location = lakehouse.table(table.key)
+    version = write_window(rows, location, window, table.partition_column, evolve_schema=True)
+    written = read_window(spark, location, window, table.partition_column)
+    assert written is not None
+    counts = written.agg(
+        F.count(F.lit(1)).alias("rows"), F.count(bronze_ingest.CORRUPT_RECORD).alias("corrupt")
+    ).first()
+    landed_lines = sum(f.data_lines for f in files)
+    report = TableRunReport(table.key, window)
+    report.metadata.update(
+        {
+            "rows_in": landed_lines,
+            "rows_out": int(counts["rows"]),
+            "malformed_lines": int(counts["corrupt"]),
+            "landed_files": len(files),
+            "empty_files": sum(f.is_empty for f in files),
+            "non_utf8_files": [f.relative_path for f in files if f.encoding != bronze_ingest.UTF8],
+            "delta_version": version,
+            "table": str(location),
+        }
+    )
+    report.checks.append(
+        CheckOutcome(
+            "landing_reconciliation",
+            passed=landed_lines == int(counts["rows"]),
+            description="every landed data line is a bronze row",
+            metadata={"landed_lines": landed_lines, "bronze_rows": int(counts["rows"])},
+        )
+    )
+    return report
+
+
+@dataclass(frozen=True)
+class RuleTally:
+    rows_in: int
+    rejected: int
+    duplicates: int
+    failures: dict[str, int]
+
+
+REJECTED = "__rejected"
+DUPLICATE = "__duplicate"
+
+
+def _classify(evaluated: DataFrame, table: TableDeclaration, blocking: set[str]) -> DataFrame:
+    """Flag each row as rejected (a drop or fail rule) or as a duplicate of a kept row, in one pass."""
+    rejected = (
+        F.arrays_overlap(FAILED_RULES, F.array(*[F.lit(name) for name in sorted(blocking)]))
+        if blocking
+        else F.lit(False)
+    )
+    flagged = evaluated.withColumn(REJECTED, rejected)
+    if not table.natural_key:
+        return flagged.withColumn(DUPLICATE, F.lit(False))
+    ranking = Window.partitionBy(*table.natural_key, table.partition_column, REJECTED).orderBy(
+        *[F.expr(expression) for expression in table.dedup_order]
+    )
+    return flagged.withColumn(DUPLICATE, ~F.col(REJECTED) & (F.row_number().over(ranking) > 1))
+
+
+def _tally(classified: DataFrame, rules: Sequence[Rule]) -> RuleTally:
+    row = classified.agg(
+        F.count(F.lit(1)).alias("__rows"),
+        F.count_if(REJECTED).alias("__rejected"),
+        F.count_if(DUPLICATE).alias("__duplicates"),
+        *[F.count_if(F.array_contains(FAILED_RULES, rule.name)).alias(rule.name) for rule in rules],
+    ).first()
+    return RuleTally(
+        rows_in=int(row["__rows"]),
+        rejected=int(row["__rejected"]),
+        duplicates=int(row["__duplicates"]),
+        failures={rule.name: int(row[rule.name]) for rule in rules},
+    )
+
+
+def _run_refined(
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    table: TableDeclaration,
+    catalog: TableCatalog,
+    window: PartitionWindow,
+) -> TableRunReport:
+    assert table.transform is not None and table.contract is not None
+    report = TableRunReport(table.key, window)
+    inputs = _read_inputs(spark, lakehouse, table, catalog, window)
+    primary = table.primary_input
+    rules = all_rules(table)
+    failed_rules = failed_rules_column(rules)
+    if table.has_quarantine and primary is not None:
+        source = catalog[table.inputs[primary].table].source
+        expected = source.columns if source is not None else ()
+        report.checks.append(source_schema_outcome(inputs[primary], expected))
+        inputs[primary] = prepare_source(inputs[primary], expected, table.casts)
+        rules = all_rules(table, parse_rules(table.casts))
+        failed_rules = f"concat({SOURCE_STRUCT}.{PARSE_FAILURES}, {failed_rules})"
+
+    blocking = {rule.name for rule in rules if rule.severity in ("drop", "fail")}
+    transformed = table.transform(TransformContext(spark, window, inputs, table))
+    classified = _classify(transformed.withColumn(FAILED_RULES, F.expr(failed_rules)), table, blocking).cache()
+    try:
+        tally = _tally(classified, rules)
+        fatal = {rule.name: tally.failures[rule.name] for rule in rules if rule.severity == "fail"}
+        if any(fatal.values()):
+            raise FailedRules(
+                f"{table.key} {window}: rules with severity 'fail' were violated: "
+                + ", ".join(f"{name} ({n} rows)" for name, n in fatal.items() if n)
+                + ". Nothing was written; fix the input or the rule, then re-run."
+            )
+        quarantined = _write_outputs(spark, lakehouse, table, window, classified, report)
+    finally:
+        classified.unpersist()
+
+    report.metadata.update(
+        {
+            "rows_in": tally.rows_in,
+            "duplicates_dropped": tally.duplicates,
+            **{f"rule_failures/{name}": count for name, count in tally.failures.items()},
+            "rows_warned": sum(count for name, count in tally.failures.items() if name not in blocking),
+        }
+    )
+    stored = read_window(spark, lakehouse.table(table.key), window, table.partition_column)
+    assert stored is not None
+    # Every check reads what was committed, from one cached scan of the window.
+    written = stored.cache()
+    try:
+        report.checks.extend(
+            _checks_on_written(spark, lakehouse, table, catalog, window, inputs, written, tally, quarantined, report)
+        )
+    finally:
+        written.unpersist()
+    return report
+
+
+def _write_outputs(
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    table: TableDeclaration,
+    window: PartitionWindow,
+    classified: DataFrame,
+    report: TableRunReport,
+) -> int:
+    """Write the kept rows and the quarantine; return the number of quarantined rows committed."""
+    assert table.contract is not None
+    kept = classified.where(f"NOT {REJECTED} AND NOT {DUPLICATE}")
+    if table.scd2 is None:
+        output = kept.select(*table.output_columns)
+    else:
+        day_before = PartitionWindow(window.start - timedelta(days=1), window.start)
+        previous = read_window(spark, lakehouse.table(table.key), day_before, table.partition_column)
+        snapshot = kept.select(*[c for c in table.output_columns if c not in SCD2_COLUMNS])
+        output = build_scd2(snapshot, previous, table.scd2.key, table.partition_column, window)
+        output = output.select(*table.output_columns)
+    location = lakehouse.table(table.key)
+    report.metadata.update(
+        {"table": str(location), "delta_version": write_window(output, location, window, table.partition_column)}
+    )
+    if not table.has_quarantine:
+        return 0
+    # The bronze columns as received, so a quarantined row can be replayed after a fix.
+    quarantine = classified.where(REJECTED).select(f"{SOURCE_STRUCT}.*", FAILED_RULES).drop(PARSE_FAILURES)
+    quarantine_location = lakehouse.table(table.quarantine_key)
+    version = write_window(quarantine, quarantine_location, window, table.partition_column, evolve_schema=True)
+    committed = read_window(spark, quarantine_location, window, table.partition_column)
+    quarantined = committed.count() if committed is not None else 0
+    report.metadata.update(
+        {
+            "quarantine_table": str(quarantine_location),
+            "quarantine_delta_version": version,
+            "rows_quarantined": quarantined,
+        }
+    )
+    return quarantined
+
+
+def _checks_on_written(
+    spark: SparkSession,
+    lakehouse: Lakehouse,
+    table: TableDeclaration,
+    catalog: TableCatalog,
+    window: PartitionWindow,
+    inputs: dict[str, DataFrame],
+    written: DataFrame,
+    tally: RuleTally,
+    quarantined: int,
+    report: TableRunReport,
+) -> list[CheckOutcome]:
+    assert table.contract is not None
+    current_rows = written.where("is_current") if table.scd2 is not None else written
+    rows_out = current_rows.count()
+    report.metadata["rows_out"] = rows_out
+    if table.scd2 is not None:
+        report.metadata["history_rows_closed"] = written.count() - rows_out
+    outcomes = [evaluate_contract(table, current_rows.select(*table.contract.to_schema().columns))]
+    if table.has_quarantine:
+        unaccounted = tally.rows_in - rows_out - quarantined - tally.duplicates
+        outcomes.append(
+            CheckOutcome(
+                "reconciliation",
+                passed=unaccounted == 0,
+                description="rows in = rows out + quarantined + duplicates dropped",
+                metadata={
+                    "rows_in": tally.rows_in,
+                    "rows_out": rows_out,
+                    "rows_quarantined": quarantined,
+                    "duplicates_dropped": tally.duplicates,
+                    "rows_unaccounted": unaccounted,
+                },
+            )
+        )
+    elif table.conservation is not None:
+        conservation = table.conservation
+        expected = (
+            _measure(inputs[conservation.input_alias], conservation.input_measure)
+            if conservation.input_alias is not None
+            else window.day_count
+        )
+        actual = _measure(written, conservation.output_measure)
+        outcomes.append(
+            CheckOutcome(
+                "reconciliation",
+                passed=expected == actual,
+                description=(
+                    f"{conservation.output_measure} of the output equals "
+                    + (
+                        f"{conservation.input_measure} of input {conservation.input_alias}"
+                        if conservation.input_alias is not None
+                        else "the number of days in the window"
+                    )
+                ),
+                metadata={"input_measure": expected, "output_measure": actual, "difference": actual - expected},
+            )
+        )
+    outcomes.extend(_fk_outcomes(spark, lakehouse, table, catalog, written, window))
+    return outcomes

@@ -1,0 +1,72 @@
+"""Partition windows: the unit every read, transform and write works on."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class InvalidPartitionKey(ValueError):
+    """A partition key that is not an ISO calendar date."""
+
+
+def parse_partition_key(key: str) -> date:
+    """Validate a partition key before it can reach a SQL predicate or a path."""
+    if not isinstance(key, str) or not _ISO_DATE.match(key):
+        raise InvalidPartitionKey(f"partition key {key!r} is not a date of the form YYYY-MM-DD")
+    try:
+        return date.fromisoformat(key)
+    except ValueError as error:
+        raise InvalidPartitionKey(f"partition key {key!r} is not a real calendar date: {error}") from None
+
+
+@dataclass(frozen=True)
+class PartitionWindow:
+    """A half-open range of days [start, end)."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.start, date) or not isinstance(self.end, date):
+            raise InvalidPartitionKey("a partition window is bounded by dates")
+        if self.end <= self.start:
+            raise InvalidPartitionKey(f"empty partition window [{self.start}, {self.end})")
+
+    @classmethod
+    def for_keys(cls, first_key: str, last_key: str) -> PartitionWindow:
+        return cls(parse_partition_key(first_key), parse_partition_key(last_key) + timedelta(days=1))
+
+    @classmethod
+    def from_datetimes(cls, start: datetime, end: datetime) -> PartitionWindow:
+        return cls(start.date(), end.date())
+
+    @classmethod
+    def single_day(cls, day: date) -> PartitionWindow:
+        return cls(day, day + timedelta(days=1))
+
+    def days(self) -> Iterator[date]:
+        day = self.start
+        while day < self.end:
+            yield day
+            day += timedelta(days=1)
+
+    @property
+    def day_count(self) -> int:
+        return (self.end - self.start).days
+
+    def shifted_start(self, days_before: int) -> PartitionWindow:
+        """The window widened to include `days_before` earlier days."""
+        return PartitionWindow(self.start - timedelta(days=days_before), self.end)
+
+    def predicate(self, column: str) -> str:
+        # Both bounds are date objects (validated on construction), so this literal is safe SQL.
+        return f"`{column}` >= DATE'{self.start.isoformat()}' AND `{column}` < DATE'{self.end.isoformat()}'"
+
+    def __str__(self) -> str:
+        last = self.end - timedelta(days=1)
+        return self.start.isoformat() if last == self.start else f"{self.start.isoformat()}..{last.isoformat()}"

@@ -1,0 +1,166 @@
+"""The table declaration: schema, quality rules and transform, declared once per table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import pandera.pyspark as pa
+    from pyspark.sql import DataFrame
+
+    from medallion_assets.framework.execution import TransformContext
+
+Layer = Literal["bronze", "silver", "gold"]
+Severity = Literal["warn", "drop", "fail"]
+PiiTreatment = Literal["hash", "mask"]
+SEVERITIES: tuple[Severity, ...] = ("warn", "drop", "fail")
+DEFAULT_PARTITION_COLUMN = "partition_date"
+QUARANTINE_SUFFIX = "_quarantine"
+
+
+@dataclass(frozen=True)
+class TableKey:
+    layer: Layer
+    name: str
+
+    @property
+    def path(self) -> list[str]:
+        return [self.layer, self.name]
+
+    def __str__(self) -> str:
+        return f"{self.layer}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A row-level expectation: `condition` is Spark SQL that is true for a good row.
+
+    As with Delta CHECK constraints, a NULL outcome passes, so nullability is a rule of its own.
+    """
+
+    name: str
+    condition: str
+    severity: Severity = "drop"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"rule {self.name}: severity must be one of {SEVERITIES}, not {self.severity!r}")
+
+
+@dataclass(frozen=True)
+class LandingSource:
+    """Files that an upstream system delivers per day, as CSV with a header line."""
+
+    name: str
+    columns: tuple[str, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """An input table, read over the same partition window as the table being built."""
+
+    table: TableKey
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """Every non-null `column` value must exist in `references_column` of `references` for the same days."""
+
+    name: str
+    column: str
+    references: TableKey
+    references_column: str
+
+
+@dataclass(frozen=True)
+class Conservation:
+    """Nothing lost across a transform that is not one row in, one row out.
+
+    `output_measure` over the written rows must equal `input_measure` over input `input_alias`; a table
+    with no input (a calendar) conserves the days of its window instead.
+    """
+
+    input_alias: str | None
+    input_measure: str = "count(*)"
+    output_measure: str = "count(*)"
+
+
+@dataclass(frozen=True)
+class Scd2:
+    """Keep SCD Type 2 history of a daily reference snapshot."""
+
+    key: tuple[str, ...]
+
+
+TransformFn = Callable[["TransformContext"], "DataFrame"]
+
+
+@dataclass(frozen=True)
+class TableDeclaration:
+    key: TableKey
+    description: str
+    owner: str
+    inputs: Mapping[str, Upstream] = field(default_factory=dict)
+    transform: TransformFn | None = None
+    source: LandingSource | None = None
+    contract: type[pa.DataFrameModel] | None = None
+    casts: Mapping[str, str] = field(default_factory=dict)
+    rules: Sequence[Rule] = ()
+    natural_key: tuple[str, ...] = ()
+    dedup_order: tuple[str, ...] = ("_source._source_file DESC", "_source._record_hash")
+    scd2: Scd2 | None = None
+    conservation: Conservation | None = None
+    foreign_keys: Sequence[ForeignKey] = ()
+    # Personal data: gold never sees these columns in clear ("hash": SHA-256, joinable; "mask": last 2 chars).
+    pii_columns: Mapping[str, PiiTreatment] = field(default_factory=dict)
+    partition_column: str = DEFAULT_PARTITION_COLUMN
+
+    def __post_init__(self) -> None:
+        if self.key.layer == "bronze":
+            if self.source is None or self.transform is not None:
+                raise ValueError(f"{self.key}: a bronze table lands a LandingSource and has no transform")
+        else:
+            if self.transform is None or self.contract is None:
+                raise ValueError(f"{self.key}: silver and gold tables need a transform and a Pandera contract")
+        bad_pii = {c: t for c, t in self.pii_columns.items() if t not in ("hash", "mask")}
+        if bad_pii:
+            raise ValueError(f"{self.key}: PII treatment must be 'hash' or 'mask': {bad_pii}")
+        if self.casts and not self.has_quarantine:
+            raise ValueError(f"{self.key}: casts parse bronze strings, so they belong to silver tables")
+
+    @property
+    def has_quarantine(self) -> bool:
+        """Silver rejects bad rows into a quarantine table; gold's inputs are already clean."""
+        return self.key.layer == "silver"
+
+    @property
+    def output_columns(self) -> list[str]:
+        """The contract's columns in order, then the partition column unless the contract has it."""
+        assert self.contract is not None
+        columns = list(self.contract.to_schema().columns)
+        return columns if self.partition_column in columns else [*columns, self.partition_column]
+
+    @property
+    def quarantine_key(self) -> TableKey:
+        return TableKey(self.key.layer, self.key.name + QUARANTINE_SUFFIX)
+
+    @property
+    def primary_input(self) -> str | None:
+        """The input whose rows this table conserves (the first declared one)."""
+        return next(iter(self.inputs), None)
+
+    @property
+    def check_names(self) -> list[str]:
+        if self.key.layer == "bronze":
+            return ["landing_reconciliation"]
+        names = ["contract"]
+        if self.has_quarantine:
+            names.append("source_schema")
+        if self.has_quarantine or self.conservation is not None:
+            names.append("reconciliation")
+        names.extend(f"fk_{fk.name}" for fk in self.foreign_keys)
+        return names

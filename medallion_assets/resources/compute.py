@@ -1,0 +1,55 @@
+"""Compute targets: where a table's materialization runs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from dagster import AssetExecutionContext, ConfigurableResource, Failure, MaterializeResult
+from pyspark.errors import AnalysisException
+
+from medallion_assets.framework.bronze_ingest import MissingLanding
+from medallion_assets.framework.execution import TableBuildError, TableCatalog, run_table
+from medallion_assets.framework.lakehouse import PathLakehouse
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.reporting import to_materialize_result
+from medallion_assets.framework.table import TableDeclaration
+
+# Errors in the data or its landing: a retry cannot fix them, so they fail once with their message.
+DATA_ERRORS: tuple[type[Exception], ...] = (TableBuildError, MissingLanding)
+# Deterministic errors of the query itself; a retry would fail the same way.
+DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, AnalysisException)
+
+
+class ComputeTarget(ConfigurableResource, ABC):
+    @abstractmethod
+    def materialize(
+        self,
+        context: AssetExecutionContext,
+        table: TableDeclaration,
+        catalog: TableCatalog,
+        window: PartitionWindow,
+    ) -> MaterializeResult: ...
+
+
+class LocalSparkCompute(ComputeTarget):
+    """The embedded default: local PySpark and path-based Delta tables under `home`."""
+
+    home: str
+
+    def materialize(
+        self,
+        context: AssetExecutionContext,
+        table: TableDeclaration,
+        catalog: TableCatalog,
+        window: PartitionWindow,
+    ) -> MaterializeResult:
+        from medallion_assets.resources.spark import local_spark_session
+
+        context.log.info(f"building {table.key} for {window} on local Spark")
+        try:
+            report = run_table(
+                local_spark_session(), PathLakehouse(self.home), table, catalog, window, run_id=context.run_id
+            )
+        except DETERMINISTIC_ERRORS as error:
+            raise Failure(description=str(error), allow_retries=False) from None
+        return to_materialize_result(report)

@@ -1,0 +1,95 @@
+"""A process-wide SparkSession with Delta, started on first use and never at import."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+_lock = threading.Lock()
+_session: SparkSession | None = None
+
+LOCAL_SPARK_CONF: dict[str, str] = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.databricks.delta.snapshotPartitions": "2",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
+}
+
+
+def _jar_cache_file() -> Path:
+    from importlib.metadata import version
+
+    import pyspark
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "medallion_assets"
+    return cache / f"delta-{version('delta-spark')}-spark-{pyspark.__version__}.jars"
+
+
+def _cached_delta_jars() -> list[str]:
+    """The jar files Ivy resolved for Delta on an earlier start, if they are all still there."""
+    cache = _jar_cache_file()
+    if not cache.is_file():
+        return []
+    jars = [line for line in cache.read_text().splitlines() if line]
+    return jars if jars and all(Path(jar.removeprefix("file:")).is_file() for jar in jars) else []
+
+
+def _remember_delta_jars(session: SparkSession) -> None:
+    jars = [jar for jar in session.sparkContext.getConf().get("spark.jars", "").split(",") if jar]
+    if jars:
+        cache = _jar_cache_file()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text("\n".join(jars) + "\n")
+
+
+def local_spark_session(shuffle_partitions: int | None = None) -> SparkSession:
+    """The embedded default engine: local Spark with delta-spark, shared by the whole process."""
+    from delta import configure_spark_with_delta_pip
+    from pyspark.sql import SparkSession
+
+    global _session
+    with _lock:
+        if _session is not None:
+            return _session
+        partitions = shuffle_partitions or int(os.environ.get("MEDALLION_SHUFFLE_PARTITIONS", "4"))
+        builder = (
+            SparkSession.builder.master(os.environ.get("MEDALLION_SPARK_MASTER", "local[*]"))
+            .appName("medallion_assets")
+            .config("spark.sql.shuffle.partitions", str(partitions))
+            .config("spark.default.parallelism", str(partitions))
+            .config("spark.driver.memory", os.environ.get("MEDALLION_SPARK_DRIVER_MEMORY", "2g"))
+        )
+        for key, value in LOCAL_SPARK_CONF.items():
+            builder = builder.config(key, value)
+        # The first start resolves Delta from Maven Central into the Ivy cache; later starts (every
+        # test process, every emulated Databricks task) reuse the resolved jars and skip resolution.
+        cached_jars = _cached_delta_jars()
+        if cached_jars:
+            _session = builder.config("spark.jars", ",".join(cached_jars)).getOrCreate()
+        else:
+            _session = configure_spark_with_delta_pip(builder).getOrCreate()
+            _remember_delta_jars(_session)
+        _session.sparkContext.setLogLevel("ERROR")
+        # PySpark logs every analysis error as a JSON blob; Dagster already reports the exception.
+        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
+        return _session
+
+
+def runtime_spark_session() -> SparkSession:
+    """On a Databricks cluster the runtime owns the session; anywhere else start the local one."""
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        from pyspark.sql import SparkSession
+
+        return SparkSession.builder.getOrCreate()
+    return local_spark_session()

@@ -1,0 +1,497 @@
+"""A local emulator of the Databricks REST API subset our databricks-sdk calls use (loopback only).
+
+It deploys the bundle's jobs the way `databricks bundle deploy -t <target>` would (variables resolved,
+development-mode name prefix), and really executes each run's `python_wheel_task` as a subprocess of
+the installed package on local Spark and Delta. Volumes are the local filesystem (a Volume path is a
+local path), and DBFS lives under the emulator's root. Faults can be injected on demand: HTTP 429/503
+responses, tasks that fail with a given error, and tasks that hang until cancelled.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import distribution, entry_points
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+import yaml
+
+JOB_PARAMETER = re.compile(r"\{\{job\.parameters\.([A-Za-z0-9_]+)\}\}")
+FILES_PREFIX = re.compile(r"^(/api/2.0/fs/(?:files|directories)).*")
+BUNDLE_VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_code, self.message = status, error_code, message
+
+
+@dataclass
+class TaskRun:
+    task_key: str
+    run_id: int
+    life_cycle_state: str = "PENDING"
+    result_state: str | None = None
+    error: str | None = None
+    log_path: Path | None = None
+
+
+@dataclass
+class JobRun:
+    run_id: int
+    job_id: int | None
+    tasks: list[TaskRun]
+    job_parameters: dict[str, str]
+    life_cycle_state: str = "PENDING"
+    result_state: str | None = None
+    state_message: str = ""
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class StatusFault:
+    status: int
+    remaining: int
+    path_contains: str
+
+
+class DatabricksEmulator:
+    def __init__(
+        self, root: Path, token: str, user: str = "dev.user@example.com", task_env: dict[str, str] | None = None
+    ):
+        self.root = root
+        self.token = token
+        self.user = user
+        self.task_env = task_env or {}
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self.runs: dict[int, JobRun] = {}
+        self.task_runs: dict[int, TaskRun] = {}
+        self.calls: Counter[str] = Counter()
+        self.faults: list[StatusFault] = []
+        self.injected: Counter[int] = Counter()
+        self.hang_tasks: set[str] = set()
+        self.fail_tasks: dict[str, str] = {}
+        self._ids = iter(range(1000, 10**9))
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # lifecycle -------------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> DatabricksEmulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for run in self.runs.values():
+            run.cancel.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _next_id(self) -> int:
+        with self._lock:
+            return next(self._ids)
+
+    # faults -----------------------------------------------------------------------------------
+    def inject_status(self, status: int, times: int, path_contains: str = "") -> None:
+        self.faults.append(StatusFault(status, times, path_contains))
+
+    def _take_fault(self, path: str) -> int | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.remaining > 0 and fault.path_contains in path:
+                    fault.remaining -= 1
+                    self.injected[fault.status] += 1
+                    return fault.status
+        return None
+
+    # bundle deploy ----------------------------------------------------------------------------
+    def deploy_bundle(self, bundle_file: Path, target: str, variables: dict[str, str]) -> dict[str, int]:
+        """Create the bundle's jobs for `target`, as `databricks bundle deploy -t target --var ...` would."""
+        document = yaml.safe_load(bundle_file.read_text())
+        target_config = document["targets"][target]
+        values = {name: spec.get("default", "") for name, spec in document.get("variables", {}).items()}
+        values.update(target_config.get("variables", {}))
+        unknown = set(variables) - set(values)
+        if unknown:
+            raise ValueError(f"undefined bundle variables: {sorted(unknown)}")
+        values.update(variables)
+
+        def resolve(node: Any) -> Any:
+            if isinstance(node, str):
+                return BUNDLE_VARIABLE.sub(lambda m: str(values[m.group(1)]), node)
+            if isinstance(node, list):
+                return [resolve(item) for item in node]
+            if isinstance(node, dict):
+                return {key: resolve(value) for key, value in node.items()}
+            return node
+
+        self._check_wheel_artifact(document)
+        created = {}
+        for name, job in document["resources"]["jobs"].items():
+            settings = resolve(job)
+            if target_config.get("mode") == "development":
+                settings["name"] = f"[dev {self.user.split('@')[0]}] {settings['name']}"
+                if "schedule" in settings:
+                    settings["schedule"]["pause_status"] = "PAUSED"
+            created[name] = self._create_job(settings)
+        return created
+
+    @staticmethod
+    def _check_wheel_artifact(document: dict[str, Any]) -> None:
+        artifacts = document.get("artifacts", {})
+        if not any(a.get("type") == "whl" for a in artifacts.values()):
+            raise ValueError("the bundle builds no wheel artifact")
+        distribution("medallion_assets")  # the wheel's package must be installed to be executed
+
+    def _create_job(self, settings: dict[str, Any]) -> int:
+        job_id = self._next_id()
+        self.jobs[job_id] = {"job_id": job_id, "settings": settings, "creator_user_name": self.user}
+        return job_id
+
+    # runs -------------------------------------------------------------------------------------
+    def _start_run(self, job_id: int | None, tasks: list[dict[str, Any]], parameters: dict[str, str], environments):
+        run = JobRun(self._next_id(), job_id, [TaskRun(t["task_key"], self._next_id()) for t in tasks], parameters)
+        self.runs[run.run_id] = run
+        for task_run in run.tasks:
+            self.task_runs[task_run.run_id] = task_run
+        threading.Thread(target=self._execute, args=(run, tasks, environments), daemon=True).start()
+        return run
+
+    def _execute(self, run: JobRun, tasks: list[dict[str, Any]], environments: list[dict[str, Any]]) -> None:
+        run.life_cycle_state = "RUNNING"
+        by_key = {t["task_key"]: t for t in tasks}
+        for task_run in run.tasks:
+            if run.cancel.is_set():
+                task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
+                continue
+            self._execute_task(run, task_run, by_key[task_run.task_key], environments)
+        results = {t.result_state for t in run.tasks}
+        run.result_state = "CANCELED" if "CANCELED" in results else "FAILED" if "FAILED" in results else "SUCCESS"
+        run.state_message = next((t.error for t in run.tasks if t.error), "") or ""
+        run.life_cycle_state = "TERMINATED"
+
+    def _execute_task(self, run: JobRun, task_run: TaskRun, task: dict[str, Any], environments) -> None:
+        task_run.life_cycle_state = "RUNNING"
+        wheel_task = task.get("python_wheel_task")
+        if wheel_task is None:
+            task_run.life_cycle_state, task_run.result_state = "INTERNAL_ERROR", "FAILED"
+            task_run.error = "the emulator runs python_wheel_task tasks only"
+            return
+        environment = next((e for e in environments if e["environment_key"] == task.get("environment_key")), None)
+        if task.get("environment_key") and environment is None:
+            task_run.life_cycle_state, task_run.result_state = "INTERNAL_ERROR", "FAILED"
+            task_run.error = f"environment {task['environment_key']!r} is not defined"
+            return
+        if task_run.task_key in self.fail_tasks:
+            task_run.life_cycle_state, task_run.result_state = "TERMINATED", "FAILED"
+            task_run.error = self.fail_tasks[task_run.task_key]
+            return
+        if task_run.task_key in self.hang_tasks:
+            run.cancel.wait()
+            task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
+            return
+        (entry_point,) = entry_points(group="console_scripts", name=wheel_task["entry_point"])
+        module, _, attribute = entry_point.value.partition(":")
+        parameters = [
+            JOB_PARAMETER.sub(lambda m: run.job_parameters.get(m.group(1), ""), p)
+            for p in wheel_task.get("parameters", [])
+        ]
+        launcher = (
+            f"import sys; from {module} import {attribute} as main; "
+            f"sys.argv[0] = {entry_point.name!r}; sys.exit(main())"
+        )
+        log_dir = self.root / "runs" / str(run.run_id)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        task_run.log_path = log_dir / f"{task_run.task_key}.log"
+        environment_variables = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+        with task_run.log_path.open("w") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-c", launcher, *parameters],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**environment_variables, **self.task_env},
+            )
+            while process.poll() is None:
+                if run.cancel.wait(0.2):
+                    process.terminate()
+                    try:
+                        process.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        process.kill()
+                    task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
+                    return
+        task_run.life_cycle_state = "TERMINATED"
+        task_run.result_state = "SUCCESS" if process.returncode == 0 else "FAILED"
+        if process.returncode != 0:
+            task_run.error = _error_line(task_run.log_path.read_text())
+
+    def _run_json(self, run: JobRun) -> dict[str, Any]:
+        return {
+            "run_id": run.run_id,
+            "job_id": run.job_id,
+            "run_page_url": f"{self.host}/#job/{run.job_id}/run/{run.run_id}",
+            "state": {
+                "life_cycle_state": run.life_cycle_state,
+                **({"result_state": run.result_state} if run.result_state else {}),
+                "state_message": run.state_message,
+            },
+            "job_parameters": [{"name": k, "value": v} for k, v in run.job_parameters.items()],
+            "tasks": [
+                {
+                    "task_key": t.task_key,
+                    "run_id": t.run_id,
+                    "state": {
+                        "life_cycle_state": t.life_cycle_state,
+                        **({"result_state": t.result_state} if t.result_state else {}),
+                    },
+                }
+                for t in run.tasks
+            ],
+        }
+
+    # HTTP -------------------------------------------------------------------------------------
+    def _route(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        def payload() -> dict[str, Any]:
+            return json.loads(body or b"{}")
+
+        if path.startswith("/api/2.0/fs/files/"):
+            return self._files(method, "/" + path.removeprefix("/api/2.0/fs/files/"), query, body)
+        if path.startswith("/api/2.0/fs/directories/"):
+            return self._directories(method, "/" + path.removeprefix("/api/2.0/fs/directories/"))
+        if path.startswith("/api/2.0/dbfs/"):
+            return self._dbfs(path.removeprefix("/api/2.0/dbfs/"), query, payload() if method == "POST" else query)
+        if (method, path) == ("GET", "/api/2.2/jobs/list"):
+            jobs = list(self.jobs.values())
+            if "name" in query:
+                jobs = [j for j in jobs if j["settings"]["name"] == query["name"]]
+            return 200, {"jobs": jobs, "has_more": False}
+        if (method, path) == ("GET", "/api/2.2/jobs/get"):
+            return 200, self._job(int(query["job_id"]))
+        if (method, path) == ("POST", "/api/2.2/jobs/create"):
+            return 200, {"job_id": self._create_job(payload())}
+        if (method, path) == ("POST", "/api/2.2/jobs/run-now"):
+            request = payload()
+            settings = self._job(int(request["job_id"]))["settings"]
+            only = request.get("only")
+            tasks = [t for t in settings["tasks"] if not only or t["task_key"] in only]
+            if only and len(tasks) != len(only):
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"unknown task keys in only: {only}")
+            parameters = {p["name"]: p.get("default", "") for p in settings.get("parameters", [])}
+            parameters.update(request.get("job_parameters") or {})
+            run = self._start_run(
+                int(request["job_id"]), _in_dependency_order(tasks), parameters, settings.get("environments", [])
+            )
+            return 200, {"run_id": run.run_id, "number_in_job": run.run_id}
+        if (method, path) == ("POST", "/api/2.2/jobs/runs/submit"):
+            request = payload()
+            run = self._start_run(None, _in_dependency_order(request["tasks"]), {}, request.get("environments", []))
+            return 200, {"run_id": run.run_id}
+        if (method, path) == ("GET", "/api/2.2/jobs/runs/get"):
+            run = self.runs.get(int(query["run_id"]))
+            if run is None:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"run {query['run_id']} does not exist")
+            return 200, self._run_json(run)
+        if (method, path) == ("GET", "/api/2.2/jobs/runs/get-output"):
+            task_run = self.task_runs.get(int(query["run_id"]))
+            if task_run is None:
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", "get-output takes the run id of a task")
+            logs = task_run.log_path.read_text()[-5000:] if task_run.log_path and task_run.log_path.exists() else ""
+            return 200, {"error": task_run.error, "logs": logs, "metadata": {"run_id": task_run.run_id}}
+        if (method, path) == ("POST", "/api/2.2/jobs/runs/cancel"):
+            run = self.runs[int(payload()["run_id"])]
+            run.cancel.set()
+            return 200, {}
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"the emulator has no {method} {path}")
+
+    def _job(self, job_id: int) -> dict[str, Any]:
+        if job_id not in self.jobs:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"job {job_id} does not exist")
+        return self.jobs[job_id]
+
+    @staticmethod
+    def _files(method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        target = Path(path)
+        if method == "PUT":
+            if target.exists() and query.get("overwrite") != "true":
+                raise ApiError(409, "ALREADY_EXISTS", f"{path} exists")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(body)
+            return 204, None
+        if not target.is_file():
+            raise ApiError(404, "NOT_FOUND", f"{path} does not exist")
+        if method == "DELETE":
+            target.unlink()
+            return 204, None
+        return 200, target.read_bytes()
+
+    @staticmethod
+    def _directories(method: str, path: str) -> tuple[int, Any]:
+        target = Path(path)
+        if method == "PUT":
+            target.mkdir(parents=True, exist_ok=True)
+            return 204, None
+        if not target.is_dir():
+            raise ApiError(404, "NOT_FOUND", f"{path} does not exist")
+        if method == "DELETE":
+            target.rmdir()
+            return 204, None
+        contents = [
+            {"path": str(child), "name": child.name, "is_directory": child.is_dir(), "file_size": child.stat().st_size}
+            for child in sorted(target.iterdir())
+        ]
+        return 200, {"contents": contents}
+
+    def _dbfs(self, operation: str, query: dict[str, str], request: dict[str, Any]) -> tuple[int, Any]:
+        local = self.root / "dbfs" / str(request.get("path", "")).removeprefix("dbfs:").lstrip("/")
+        if operation in ("mkdirs",):
+            local.mkdir(parents=True, exist_ok=True)
+            return 200, {}
+        if operation == "put":
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(base64.b64decode(request.get("contents", "")))
+            return 200, {}
+        if operation == "create":
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(b"")
+            handle = self._next_id()
+            self.__dict__.setdefault("_handles", {})[handle] = local
+            return 200, {"handle": handle}
+        if operation in ("add-block", "close"):
+            target = self.__dict__["_handles"][int(request["handle"])]
+            if operation == "add-block":
+                with target.open("ab") as out:
+                    out.write(base64.b64decode(request["data"]))
+            return 200, {}
+        if operation == "delete":
+            if local.is_dir():
+                shutil.rmtree(local)
+            elif local.exists():
+                local.unlink()
+            return 200, {}
+        if not local.exists():
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"{request.get('path')} does not exist")
+        if operation == "get-status":
+            return 200, {"path": request["path"], "is_dir": local.is_dir(), "file_size": local.stat().st_size}
+        if operation == "list":
+            return 200, {
+                "files": [
+                    {
+                        "path": f"dbfs:/{p.relative_to(self.root / 'dbfs')}",
+                        "is_dir": p.is_dir(),
+                        "file_size": p.stat().st_size,
+                    }
+                    for p in sorted(local.iterdir())
+                ]
+            }
+        if operation == "read":
+            offset, length = int(request.get("offset", 0)), int(request.get("length", 1 << 20))
+            data = local.read_bytes()[offset : offset + length]
+            return 200, {"bytes_read": len(data), "data": base64.b64encode(data).decode()}
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"the emulator has no dbfs/{operation}")
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                return
+
+            def _handle(self, method: str) -> None:
+                parsed = urlparse(self.path)
+                path = unquote(parsed.path)
+                query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                emulator.calls[method + " " + FILES_PREFIX.sub(r"\1", path)] += 1
+                try:
+                    if self.headers.get("Authorization") != f"Bearer {emulator.token}":
+                        raise ApiError(401, "UNAUTHENTICATED", "invalid access token")
+                    fault = emulator._take_fault(path)
+                    if fault is not None:
+                        code = "TOO_MANY_REQUESTS" if fault == 429 else "TEMPORARILY_UNAVAILABLE"
+                        self._send(fault, {"error_code": code, "message": f"injected {fault}"}, {"Retry-After": "1"})
+                        return
+                    status, result = emulator._route(method, path, query, body)
+                except ApiError as error:
+                    self._send(error.status, {"error_code": error.error_code, "message": error.message})
+                    return
+                self._send(status, result)
+
+            def _send(self, status: int, result: Any, headers: dict[str, str] | None = None) -> None:
+                raw = result if isinstance(result, bytes) else b"" if result is None else json.dumps(result).encode()
+                self.send_response(status)
+                content_type = "application/octet-stream" if isinstance(result, bytes) else "application/json"
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(raw)))
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(raw)
+
+            def do_GET(self) -> None:
+                self._handle("GET")
+
+            def do_POST(self) -> None:
+                self._handle("POST")
+
+            def do_PUT(self) -> None:
+                self._handle("PUT")
+
+            def do_DELETE(self) -> None:
+                self._handle("DELETE")
+
+            def do_HEAD(self) -> None:
+                self._handle("GET")
+
+        return Handler
+
+
+def _in_dependency_order(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = {t["task_key"] for t in tasks}
+    ordered: list[dict[str, Any]] = []
+    placed: set[str] = set()
+    while len(ordered) < len(tasks):
+        ready = [
+            t for t in tasks
+            if t["task_key"] not in placed
+            and all(d["task_key"] in placed or d["task_key"] not in keys for d in t.get("depends_on", []))
+        ]  # fmt: skip
+        if not ready:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", "task dependencies form a cycle")
+        ordered.extend(ready)
+        placed.update(t["task_key"] for t in ready)
+    return ordered
+
+
+def _error_line(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    explicit = [line for line in lines if line.startswith("medallion-run:")]
+    return (explicit or lines or ["task failed without output"])[-1][:2000]
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

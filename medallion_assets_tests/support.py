@@ -1,0 +1,67 @@
+"""Helpers shared by the tests: run the real Dagster graph and read the real Delta tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetKey, DagsterEventType, ExecuteInProcessResult, materialize
+
+from medallion_assets.definitions import table_assets
+from medallion_assets.framework.lakehouse import PathLakehouse
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.table import TableKey
+from medallion_assets.jobs import partition_range_tags
+from medallion_assets.resources.compute import LocalSparkCompute
+
+
+@dataclass
+class LakehouseRun:
+    home: Path
+    result: ExecuteInProcessResult
+
+    @property
+    def lakehouse(self) -> PathLakehouse:
+        return PathLakehouse(str(self.home))
+
+
+def materialize_window(
+    home: Path, first_day: str, last_day: str, selection: Any = None, raise_on_error: bool = True
+) -> LakehouseRun:
+    result = materialize(
+        table_assets,
+        resources={"compute": LocalSparkCompute(home=str(home))},
+        tags=partition_range_tags(PartitionWindow.for_keys(first_day, last_day)),
+        selection=selection,
+        raise_on_error=raise_on_error,
+    )
+    return LakehouseRun(home, result)
+
+
+def read(spark, home: Path, layer: str, name: str):
+    return spark.read.format("delta").load(PathLakehouse(str(home)).table(TableKey(layer, name)).identifier)
+
+
+def check_evaluations(result: ExecuteInProcessResult) -> dict[tuple[str, str], Any]:
+    evaluations = [
+        event.asset_check_evaluation_data
+        for event in result.all_events
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
+    return {(e.asset_key.to_user_string(), e.check_name): e for e in evaluations}
+
+
+def materialization_metadata(result: ExecuteInProcessResult, layer: str, name: str) -> dict[str, Any]:
+    materializations = result.asset_materializations_for_node(f"{layer}__{name}")
+    assert materializations, f"{layer}/{name} was not materialized"
+    return {key: value.value for key, value in materializations[-1].metadata.items()}
+
+
+def materialized_keys(result: ExecuteInProcessResult) -> set[AssetKey]:
+    return {event.asset_key for event in result.all_events if event.is_step_materialization}
+
+
+def sorted_rows(df, drop: tuple[str, ...] = ()) -> list[tuple]:
+    columns = sorted(c for c in df.columns if c not in drop)
+    return sorted((tuple(row) for row in df.select(*columns).collect()), key=repr)

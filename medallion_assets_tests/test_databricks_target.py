@@ -1,0 +1,212 @@
+"""MEDALLION_TARGET=databricks against the local Databricks emulator: same tables, same checks, same counts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from datetime import date
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, AssetSelection, DagsterEventType, materialize
+
+from medallion_assets.definitions import table_assets
+from medallion_assets.domains.flights.landing import stage
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.jobs import partition_range_tags
+from medallion_assets.resources.compute import LocalSparkCompute
+from medallion_assets.resources.databricks import DatabricksCompute
+from medallion_assets_tests.databricks_emulator import DatabricksEmulator, wait_for
+from medallion_assets_tests.support import check_evaluations, materialization_metadata, sorted_rows
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "dapi-emulated-0123456789abcdef"
+CHAIN = [AssetKey(["bronze", "airlines"]), AssetKey(["silver", "airlines"]), AssetKey(["gold", "dim_carrier"])]
+WINDOW = PartitionWindow(date(2013, 1, 1), date(2013, 1, 3))
+AUDIT = ("_ingested_at", "_run_id")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("databricks")
+    landing = root / "Volumes/main/landing/files"
+    stage(landing, WINDOW, progress=False)
+    task_env = {"MEDALLION_SHUFFLE_PARTITIONS": "2", "MEDALLION_SPARK_MASTER": "local[2]"}
+    with DatabricksEmulator(root, token=TOKEN, task_env=task_env) as emulator:
+        emulator.deploy_bundle(
+            REPO / "databricks.yml",
+            target="dev",
+            variables={
+                "landing_volume": str(landing),
+                "pipes_volume": str(root / "Volumes/main/dagster/pipes"),
+                "table_root": str(root / "external"),
+            },
+        )
+        yield emulator, root
+
+
+def databricks_target(emulator: DatabricksEmulator, root: Path) -> DatabricksCompute:
+    return DatabricksCompute(
+        host=emulator.host,
+        token=TOKEN,
+        pipes_volume=str(root / "Volumes/main/dagster/pipes"),
+        poll_interval_seconds=0.3,
+    )
+
+
+def run_chain(compute, selection, window: PartitionWindow = WINDOW, raise_on_error: bool = True):
+    return materialize(
+        table_assets,
+        resources={"compute": compute},
+        selection=selection,
+        tags=partition_range_tags(window),
+        raise_on_error=raise_on_error,
+    )
+
+
+def test_bronze_to_gold_on_databricks_equals_the_local_path(spark, workspace, tmp_path: Path) -> None:
+    emulator, root = workspace
+    calls_before = sum(emulator.calls.values())
+    remote = run_chain(databricks_target(emulator, root), CHAIN)
+    launches = sum(1 for run in emulator.runs.values() if run.job_id is not None)
+    assert remote.success and launches == len(CHAIN)
+    # A single-run backfill of two days is one launch per asset, with the window passed explicitly.
+    assert all(run.job_parameters["partition_end"] == "2013-01-02" for run in emulator.runs.values())
+    calls_per_launch = (sum(emulator.calls.values()) - calls_before) / launches
+
+    local_home = tmp_path / "local"
+    stage(local_home / "landing", WINDOW, progress=False)
+    local = run_chain(LocalSparkCompute(home=str(local_home)), CHAIN)
+
+    for key in CHAIN:
+        layer, name = key.path
+        remote_rows = spark.read.format("delta").load(str(root / "external/warehouse" / layer / name))
+        local_rows = spark.read.format("delta").load(str(local_home / "warehouse" / layer / name))
+        assert sorted_rows(remote_rows, drop=AUDIT) == sorted_rows(local_rows, drop=AUDIT), key
+        remote_meta = materialization_metadata(remote, layer, name)
+        local_meta = materialization_metadata(local, layer, name)
+        for count in ("rows_in", "rows_out"):
+            assert remote_meta[count] == local_meta[count], (key, count)
+        assert remote_meta["databricks_run_url"].startswith(emulator.host)
+    logs = "".join(path.read_text() for path in (root / "runs").rglob("*.log"))
+    assert TOKEN not in logs and TOKEN not in "".join(map(repr, remote.all_events))
+    remote_checks = {k: e.passed for k, e in check_evaluations(remote).items()}
+    local_checks = {k: e.passed for k, e in check_evaluations(local).items()}
+    assert remote_checks == local_checks and all(remote_checks.values())
+    print(f"\nDatabricks API calls per partition launch: {calls_per_launch:.1f}")
+
+
+def test_a_remote_failure_shows_the_remote_error_in_dagster(workspace) -> None:
+    emulator, root = workspace
+    launched_before = len(emulator.runs)
+    missing_day = PartitionWindow.single_day(date(2013, 1, 9))
+    result = run_chain(
+        databricks_target(emulator, root), [AssetKey(["bronze", "weather"])], missing_day, raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "no landed weather data for 1 day(s) of 2013-01-09" in message
+    assert "Databricks run" in message
+    assert len(emulator.runs) == launched_before + 1  # a data error is not retried
+
+
+def test_an_infrastructure_failure_is_retried_then_reports_its_error(workspace) -> None:
+    emulator, root = workspace
+    emulator.fail_tasks["gold_dim_date"] = "ClusterTerminated: the driver was lost"
+    try:
+        before = len(emulator.runs)
+        result = run_chain(databricks_target(emulator, root), [AssetKey(["gold", "dim_date"])], raise_on_error=False)
+    finally:
+        emulator.fail_tasks.clear()
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "ClusterTerminated: the driver was lost" in failure.step_failure_data.user_failure_data.description
+    assert len(emulator.runs) == before + 3  # the first attempt and the RetryPolicy's two retries
+
+
+def test_injected_429_and_503_responses_are_retried(workspace) -> None:
+    emulator, root = workspace
+    emulator.inject_status(429, times=2, path_contains="/jobs/run-now")
+    emulator.inject_status(503, times=2, path_contains="/jobs/runs/get")
+    result = run_chain(databricks_target(emulator, root), [AssetKey(["gold", "dim_date"])])
+    assert result.success
+    assert emulator.injected[429] == 2 and emulator.injected[503] == 2
+
+
+def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_path: Path) -> None:
+    emulator, root = workspace
+    emulator.hang_tasks.add("bronze_planes")
+    script = tmp_path / "launch.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from dagster import AssetKey, materialize
+            from medallion_assets.definitions import table_assets
+            from medallion_assets.framework.partitions import PartitionWindow
+            from medallion_assets.jobs import partition_range_tags
+            from medallion_assets.resources.databricks import DatabricksCompute
+
+            compute = DatabricksCompute(host={emulator.host!r}, token={TOKEN!r},
+                                        pipes_volume={str(root / "Volumes/main/dagster/pipes")!r},
+                                        poll_interval_seconds=0.3)
+            materialize(table_assets, resources={{"compute": compute}}, selection=[AssetKey(["bronze", "planes"])],
+                        tags=partition_range_tags(PartitionWindow.for_keys("2013-01-01", "2013-01-01")),
+                        raise_on_error=False)
+            """
+        )
+    )
+    process = subprocess.Popen([sys.executable, str(script)], env=os.environ.copy())
+    try:
+        hanging = lambda: [r for r in emulator.runs.values() if r.tasks[0].task_key == "bronze_planes"]  # noqa: E731
+        assert wait_for(lambda: hanging() and hanging()[0].life_cycle_state == "RUNNING", timeout=120)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=120)
+        run = hanging()[0]
+        assert wait_for(lambda: run.life_cycle_state == "TERMINATED", timeout=30)
+        assert run.result_state == "CANCELED" and run.cancel.is_set()
+        assert len(hanging()) == 1  # the interrupt is not retried into a fresh Databricks run
+    finally:
+        process.kill()
+        emulator.hang_tasks.discard("bronze_planes")
+
+
+def test_the_token_never_appears_in_events_run_config_errors_or_logs(workspace, monkeypatch, caplog) -> None:
+    emulator, root = workspace
+    leaked = "dapi-this-token-must-never-be-printed"
+    monkeypatch.setenv("DATABRICKS_HOST", emulator.host)
+    monkeypatch.setenv("DATABRICKS_TOKEN", leaked)
+    monkeypatch.setenv("MEDALLION_PIPES_VOLUME", str(root / "Volumes/main/dagster/pipes"))
+    caplog.set_level("DEBUG")
+    result = run_chain(DatabricksCompute.from_env(), [AssetKey(["gold", "dim_date"])], raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "refused the credentials" in failure.step_failure_data.user_failure_data.description
+    attempts = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_UP_FOR_RETRY]
+    assert not attempts  # a rejected token is not retried
+    surfaces = [
+        "".join(map(repr, result.all_events)),
+        repr(result.dagster_run.run_config),
+        repr(result.dagster_run.tags),
+        caplog.text,
+        "".join(path.read_text() for path in (root / "runs").rglob("*.log")),
+    ]
+    assert all(leaked not in surface for surface in surfaces)
+
+
+def test_definitions_select_the_databricks_target_from_the_environment(monkeypatch) -> None:
+    from medallion_assets.resources.targets import compute_target_from_env
+
+    monkeypatch.setenv("MEDALLION_TARGET", "databricks")
+    monkeypatch.setenv("DATABRICKS_HOST", "https://example.cloud.databricks.com")
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    target = compute_target_from_env()
+    assert isinstance(target, DatabricksCompute)
+    # The token stays an EnvVar reference: its value is read at run time and never stored in config.
+    assert TOKEN not in repr(target) and TOKEN not in repr(target.model_dump())
+    monkeypatch.setenv("MEDALLION_TARGET", "local")
+    assert isinstance(compute_target_from_env(), LocalSparkCompute)
+    assert AssetSelection.all()  # asset definitions are the same objects under both targets
