@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     AssetSelection,
     AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DagsterInstance,
     DefaultSensorStatus,
     PartitionsDefinition,
     RunRequest,
@@ -23,9 +24,11 @@ from dagster import (
     sensor,
 )
 
+from medallion_assets.framework.execution import LANDING_FINGERPRINTS
+from medallion_assets.framework.landing import fingerprint
 from medallion_assets.framework.partitions import InvalidPartitionKey, parse_partition_key
 from medallion_assets.framework.table import LandingSource
-from medallion_assets.settings import medallion_home
+from medallion_assets.resources.compute import ComputeTarget
 
 # Silver and gold follow their upstream partitions, any day of the year, once every upstream partition
 # exists, nothing upstream is running, and no upstream blocking check failed. `eager()` would only
@@ -39,12 +42,28 @@ FOLLOWS_UPSTREAM = (
 ).with_label("follows upstream")
 
 
-def folder_fingerprint(folder: Path) -> str:
-    """Changes whenever a file in the day folder is added, removed, rewritten or touched."""
-    entries = sorted(
-        f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}" for path in folder.glob("*.csv") if (stat := path.stat())
-    )
-    return hashlib.sha256("\n".join(entries).encode()).hexdigest()[:20]
+def ingested_fingerprints(instance: DagsterInstance, asset_key: AssetKey, days: Sequence[str]) -> dict[str, str | None]:
+    """The landing fingerprint that the latest materialization of each day's bronze partition read.
+
+    A day ingested by a backfill or a manual run is not ingested again for the same files.
+    """
+    found: dict[str, str | None] = {}
+    cursor = None
+    while days and len(found) < len(days):
+        page = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=asset_key, asset_partitions=list(days)), limit=1000, cursor=cursor
+        )
+        for record in page.records:  # newest first, so the first record of a day is its latest
+            day = record.partition_key
+            if day is None or day in found:
+                continue
+            materialization = record.asset_materialization
+            recorded = materialization.metadata.get(LANDING_FINGERPRINTS) if materialization else None
+            found[day] = recorded.value.get(day) if recorded is not None and isinstance(recorded.value, dict) else None
+        if not page.has_more:
+            break
+        cursor = page.cursor
+    return found
 
 
 def landing_sensor(source: LandingSource, partitions_def: PartitionsDefinition) -> SensorDefinition:
@@ -53,47 +72,55 @@ def landing_sensor(source: LandingSource, partitions_def: PartitionsDefinition) 
     @sensor(
         name=f"{source.name}_landing_sensor",
         description=f"Materializes a day of bronze/{source.name} when files land in "
-        f"$MEDALLION_HOME/landing/{source.name}/<YYYY-MM-DD>/ or change there.",
+        f"<landing root>/{source.name}/<YYYY-MM-DD>/ or change there.",
         asset_selection=[bronze_key],
         minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,
     )
-    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        root = medallion_home() / "landing" / source.name
-        if not root.is_dir():
-            return SkipReason(f"nothing has landed yet: {root} does not exist")
+    def _sensor(context: SensorEvaluationContext, compute: ComputeTarget) -> SensorResult | SkipReason:
+        landing = compute.landing()
+        where = f"{landing.root}/{source.name}"
+        folders = landing.day_folders(source.name)
+        if folders is None:
+            return SkipReason(f"nothing has landed yet: {where} does not exist")
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
         valid_keys = set(partitions_def.get_partition_keys())
-        requests, malformed = [], []
-        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        changed: dict[str, str] = {}
+        malformed: list[str] = []
+        for folder in folders:
             try:
-                day = parse_partition_key(folder.name).isoformat()
+                day = parse_partition_key(folder).isoformat()
             except InvalidPartitionKey as error:
-                malformed.append(f"{folder.name}: {error}")
+                malformed.append(f"{folder}: {error}")
                 continue
             if day not in valid_keys:
-                malformed.append(f"{folder.name}: outside the partitions of this domain")
+                malformed.append(f"{folder}: outside the partitions of this domain")
                 continue
-            fingerprint = folder_fingerprint(folder)
-            if not any(folder.glob("*.csv")) or seen.get(day) == fingerprint:
-                continue
-            seen[day] = fingerprint
-            requests.append(
-                RunRequest(
-                    run_key=f"{source.name}:{day}:{fingerprint}",
-                    partition_key=day,
-                    asset_selection=[bronze_key],
-                    tags={"medallion/landing_fingerprint": fingerprint, "medallion/source": source.name},
-                )
+            entries = landing.entries(source.name, folder)
+            if entries and seen.get(day) != (current := fingerprint(entries)):
+                changed[day] = current
+        already = ingested_fingerprints(context.instance, bronze_key, sorted(changed))
+        requests = [
+            RunRequest(
+                run_key=f"{source.name}:{day}:{current}",
+                partition_key=day,
+                asset_selection=[bronze_key],
+                tags={"medallion/landing_fingerprint": current, "medallion/source": source.name},
             )
+            for day, current in sorted(changed.items())
+            if already.get(day) != current
+        ]
         for problem in malformed:
-            context.log.warning(f"ignored landing folder {root}/{problem}")
+            context.log.warning(f"ignored landing folder {where}/{problem}")
+        seen.update(changed)
+        cursor = json.dumps(seen, sort_keys=True)
         if requests:
-            return SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
-        reason = f"no new or changed files under {root} ({len(seen)} days already landed)"
+            return SensorResult(run_requests=requests, cursor=cursor)
+        reason = f"no new or changed files under {where} ({len(seen)} days already landed"
+        reason += f", {len(changed)} of them already ingested by earlier runs)" if changed else ")"
         if malformed:
             reason += f"; {len(malformed)} malformed folder(s): " + "; ".join(malformed[:3])
-        return SkipReason(reason)
+        return SensorResult(skip_reason=reason, cursor=cursor)
 
     return _sensor
 
@@ -107,6 +134,21 @@ def daily_schedule(partitions_def: PartitionsDefinition):
         description="Every table for one day; the daily schedule runs it for the newest day.",
     )
     return job, build_schedule_from_partitioned_job(job, hour_of_day=6, name="daily_tables_schedule")
+
+
+REFINED_TABLES_AUTOMATION = "refined_tables_automation"
+
+
+def refined_tables_automation(layers: Sequence[str]) -> AutomationConditionSensorDefinition:
+    """Evaluates the silver and gold tables' conditions; on by default, unlike Dagster's implicit sensor."""
+    return AutomationConditionSensorDefinition(
+        REFINED_TABLES_AUTOMATION,
+        target=AssetSelection.groups(*layers),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=15,
+        description="Requests silver and gold partitions whose upstream partitions updated (condition "
+        "'follows upstream'). Several days of one table at once are submitted as one single-run backfill.",
+    )
 
 
 def landing_sensors(sources: Sequence[LandingSource], partitions_def: PartitionsDefinition) -> list[SensorDefinition]:

@@ -53,8 +53,8 @@ def task_parameters(key: TableKey, pipes_transport: str) -> list[str]:
 
 def _task(table: TableDeclaration, compute: str) -> dict[str, Any]:
     task: dict[str, Any] = {"task_key": task_key(table.key), "description": table.description.split(".")[0]}
-    if table.inputs:
-        task["depends_on"] = [{"task_key": task_key(upstream.table)} for upstream in table.inputs.values()]
+    if table.upstream_keys:
+        task["depends_on"] = [{"task_key": task_key(upstream)} for upstream in table.upstream_keys]
     if compute == "serverless":
         task["environment_key"] = ENVIRONMENT_KEY
     else:

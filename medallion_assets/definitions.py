@@ -2,7 +2,7 @@
 
 from dagster import Definitions, in_process_executor
 
-from medallion_assets.automation import FOLLOWS_UPSTREAM, daily_schedule, landing_sensors
+from medallion_assets.automation import FOLLOWS_UPSTREAM, daily_schedule, landing_sensors, refined_tables_automation
 from medallion_assets.domains import flights
 from medallion_assets.domains.flights.landing import LANDING_SOURCES
 from medallion_assets.framework.asset_factory import build_assets
@@ -16,7 +16,7 @@ defs = Definitions(
     assets=table_assets,
     jobs=[*JOBS, daily_job],
     schedules=[daily_tables_schedule],
-    sensors=landing_sensors(LANDING_SOURCES, flights.PARTITIONS),
+    sensors=[*landing_sensors(LANDING_SOURCES, flights.PARTITIONS), refined_tables_automation(["silver", "gold"])],
     resources={"compute": compute_target_from_env()},
     # One process per run keeps one Spark JVM (or one Databricks client) for every step of the run.
     executor=in_process_executor,

@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -353,8 +352,15 @@ class DatabricksEmulator:
             target.rmdir()
             return 204, None
         contents = [
-            {"path": str(child), "name": child.name, "is_directory": child.is_dir(), "file_size": child.stat().st_size}
+            {
+                "path": str(child),
+                "name": child.name,
+                "is_directory": child.is_dir(),
+                "file_size": stat.st_size,
+                "last_modified": stat.st_mtime_ns // 1_000_000,
+            }
             for child in sorted(target.iterdir())
+            if (stat := child.stat())
         ]
         return 200, {"contents": contents}
 
@@ -486,12 +492,3 @@ def _error_line(log: str) -> str:
     lines = [line.strip() for line in log.splitlines() if line.strip()]
     explicit = [line for line in lines if line.startswith("medallion-run:")]
     return (explicit or lines or ["task failed without output"])[-1][:2000]
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False

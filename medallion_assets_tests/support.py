@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,3 +67,12 @@ def materialized_keys(result: ExecuteInProcessResult) -> set[AssetKey]:
 def sorted_rows(df, drop: tuple[str, ...] = ()) -> list[tuple]:
     columns = sorted(c for c in df.columns if c not in drop)
     return sorted((tuple(row) for row in df.select(*columns).collect()), key=repr)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -11,17 +12,21 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     AssetMaterialization,
+    AssetRecordsFilter,
     DagsterInstance,
     RunRequest,
     SkipReason,
     build_sensor_context,
     evaluate_automation_conditions,
 )
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from medallion_assets.automation import FOLLOWS_UPSTREAM, landing_sensor
 from medallion_assets.definitions import defs
 from medallion_assets.domains import flights
 from medallion_assets.domains.flights.landing import AIRLINES
+from medallion_assets.framework.landing import folder_fingerprint
+from medallion_assets.resources.compute import LocalSparkCompute
 
 
 @pytest.fixture
@@ -37,33 +42,42 @@ def land(home: Path, day: str, content: str = "carrier,name\nAA,American Airline
     return folder / "airlines.csv"
 
 
-def evaluate(cursor: str | None = None):
+def evaluate(home: Path, cursor: str | None = None, instance: DagsterInstance | None = None):
     sensor = landing_sensor(AIRLINES, flights.PARTITIONS)
-    with DagsterInstance.ephemeral() as instance:
-        context = build_sensor_context(instance=instance, cursor=cursor)
-        result = sensor(context)
-    return result
+    with contextlib.ExitStack() as stack:
+        instance = instance or stack.enter_context(DagsterInstance.ephemeral())
+        context = build_sensor_context(
+            instance=instance, cursor=cursor, resources={"compute": LocalSparkCompute(home=str(home))}
+        )
+        return sensor(context)
+
+
+def skip_message(result) -> str:
+    if isinstance(result, SkipReason):
+        return result.skip_message
+    assert not result.run_requests, result.run_requests
+    return result.skip_reason.skip_message
 
 
 def test_new_days_are_requested_once_with_fingerprint_run_keys(home: Path) -> None:
     land(home, "2013-01-01")
     land(home, "2013-01-02")
-    first = evaluate()
+    first = evaluate(home)
     assert [r.partition_key for r in first.run_requests] == ["2013-01-01", "2013-01-02"]
     assert all(isinstance(r, RunRequest) and r.run_key.startswith("airlines:2013-01-0") for r in first.run_requests)
     assert {tuple(key.path) for r in first.run_requests for key in r.asset_selection} == {("bronze", "airlines")}
     # The cursor is what Dagster stores for the sensor, so a restarted daemon resumes from it.
-    again = evaluate(first.cursor)
-    assert isinstance(again, SkipReason) and "no new or changed files" in again.skip_message
+    again = evaluate(home, first.cursor)
+    assert "no new or changed files" in skip_message(again)
 
 
 def test_a_changed_or_late_file_triggers_its_partition_again(home: Path) -> None:
     land(home, "2013-01-01")
-    first = evaluate()
+    first = evaluate(home)
     land(home, "2013-01-01", "carrier,name\nAA,American Airlines Group\n")
     os.utime(home / "landing/airlines/2013-01-01/airlines.csv", ns=(1, 10**18))
     (home / "landing/airlines/2013-01-01/late.csv").write_text("carrier,name\nUA,United\n")
-    second = evaluate(first.cursor)
+    second = evaluate(home, first.cursor)
     assert [r.partition_key for r in second.run_requests] == ["2013-01-01"]
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
 
@@ -71,15 +85,32 @@ def test_a_changed_or_late_file_triggers_its_partition_again(home: Path) -> None
 def test_malformed_folders_are_reported_not_crashed_on(home: Path) -> None:
     for name in ("2013-02-30", "yesterday", "2019-01-01"):
         (home / "landing/airlines" / name).mkdir(parents=True)
-    result = evaluate()
-    assert isinstance(result, SkipReason)
-    assert "3 malformed folder(s)" in result.skip_message
-    assert "2013-02-30" in result.skip_message
+    message = skip_message(evaluate(home))
+    assert "3 malformed folder(s)" in message
+    assert "2013-02-30" in message
 
 
 def test_nothing_landed_is_a_skip_reason(home: Path) -> None:
-    result = evaluate()
-    assert isinstance(result, SkipReason) and "nothing has landed yet" in result.skip_message
+    assert "nothing has landed yet" in skip_message(evaluate(home))
+
+
+def test_a_day_already_ingested_from_the_same_files_is_not_requested_again(home: Path) -> None:
+    ingested = land(home, "2013-01-01").parent
+    land(home, "2013-01-02")
+    with DagsterInstance.ephemeral() as instance:
+        # What a backfill's bronze run records: the fingerprint of the files it read, per day.
+        instance.report_runless_asset_event(
+            AssetMaterialization(
+                AssetKey(["bronze", "airlines"]),
+                partition="2013-01-01",
+                metadata={"landing_fingerprints": {"2013-01-01": folder_fingerprint(ingested)}},
+            )
+        )
+        first = evaluate(home, instance=instance)
+        assert [r.partition_key for r in first.run_requests] == ["2013-01-02"]
+        (ingested / "late.csv").write_text("carrier,name\nUA,United Air Lines Inc.\n")
+        second = evaluate(home, first.cursor, instance=instance)
+        assert [r.partition_key for r in second.run_requests] == ["2013-01-01"]
 
 
 def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
@@ -90,35 +121,37 @@ def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
         if condition is not None:
             assert condition.get_label() == FOLLOWS_UPSTREAM.get_label()
     assert {s.name for s in defs.sensors} == {
-        f"{s}_landing_sensor" for s in ("flights", "weather", "airlines", "airports", "planes")
+        *(f"{s}_landing_sensor" for s in ("flights", "weather", "airlines", "airports", "planes")),
+        "refined_tables_automation",
     }
     assert defs.resolve_schedule_def("daily_tables_schedule").cron_schedule == "0 6 * * *"
 
 
-def test_a_failed_blocking_check_stops_the_chain() -> None:
+def materialize_with_check(instance: DagsterInstance, key: AssetKey, day: str, passed: bool) -> None:
+    """What a bronze run records: the day's materialization, then its blocking check pointing at it."""
+    instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
+    (record,) = instance.fetch_materializations(AssetRecordsFilter(asset_key=key, asset_partitions=[day]), 1).records
+    instance.report_runless_asset_event(
+        AssetCheckEvaluation(
+            asset_key=key,
+            check_name="landing_reconciliation",
+            passed=passed,
+            severity=AssetCheckSeverity.ERROR,
+            partition=day,
+            blocking=True,
+            target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            ),
+        )
+    )
+
+
+def test_a_failed_blocking_check_stops_the_chain_for_its_day() -> None:
     bronze, silver = AssetKey(["bronze", "airlines"]), AssetKey(["silver", "airlines"])
     with DagsterInstance.ephemeral() as instance:
         first = evaluate_automation_conditions(defs=defs, instance=instance)
-        instance.report_runless_asset_event(AssetMaterialization(bronze, partition="2013-03-05"))
-        instance.report_runless_asset_event(
-            AssetCheckEvaluation(
-                asset_key=bronze,
-                check_name="landing_reconciliation",
-                passed=False,
-                severity=AssetCheckSeverity.ERROR,
-                partition="2013-03-05",
-            )
-        )
-        blocked = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
-        assert blocked.get_num_requested(silver) == 0
-
-        instance.report_runless_asset_event(AssetMaterialization(bronze, partition="2013-03-06"))
-        instance.report_runless_asset_event(
-            AssetCheckEvaluation(
-                asset_key=bronze, check_name="landing_reconciliation", passed=True, partition="2013-03-06"
-            )
-        )
-        follows = evaluate_automation_conditions(defs=defs, instance=instance, cursor=blocked.cursor)
-        # Dagster judges blocking checks by the asset's latest check result, so once the check passes
-        # again the held day follows too.
-        assert follows.get_requested_partitions(silver) == {"2013-03-05", "2013-03-06"}
+        materialize_with_check(instance, bronze, "2013-03-05", passed=False)
+        materialize_with_check(instance, bronze, "2013-03-06", passed=True)
+        # Checks are partitioned like their assets: only the day whose check failed is held.
+        second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+        assert second.get_requested_partitions(silver) == {"2013-03-06"}

@@ -11,16 +11,28 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, AssetSelection, DagsterEventType, materialize
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetSelection,
+    DagsterEventType,
+    DagsterInstance,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 
+from medallion_assets.automation import landing_sensor
 from medallion_assets.definitions import table_assets
-from medallion_assets.domains.flights.landing import stage
+from medallion_assets.domains import flights
+from medallion_assets.domains.flights.landing import FLIGHTS, stage
+from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.jobs import partition_range_tags
 from medallion_assets.resources.compute import LocalSparkCompute
 from medallion_assets.resources.databricks import DatabricksCompute
-from medallion_assets_tests.databricks_emulator import DatabricksEmulator, wait_for
-from medallion_assets_tests.support import check_evaluations, materialization_metadata, sorted_rows
+from medallion_assets_tests.databricks_emulator import DatabricksEmulator
+from medallion_assets_tests.support import check_evaluations, materialization_metadata, sorted_rows, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "dapi-emulated-0123456789abcdef"
@@ -53,6 +65,7 @@ def databricks_target(emulator: DatabricksEmulator, root: Path) -> DatabricksCom
         host=emulator.host,
         token=TOKEN,
         pipes_volume=str(root / "Volumes/main/dagster/pipes"),
+        landing_volume=str(root / "Volumes/main/landing/files"),
         poll_interval_seconds=0.3,
     )
 
@@ -137,6 +150,28 @@ def test_injected_429_and_503_responses_are_retried(workspace) -> None:
     assert emulator.injected[429] == 2 and emulator.injected[503] == 2
 
 
+def test_landing_sensors_watch_the_volume_through_the_files_api(workspace) -> None:
+    emulator, root = workspace
+    landing = root / "Volumes/main/landing/files"
+    compute = databricks_target(emulator, root)
+    sensor = landing_sensor(FLIGHTS, flights.PARTITIONS)
+    with DagsterInstance.ephemeral() as instance:
+        # The remote bronze run fingerprints the Volume through its FUSE mount; the sensor, through the
+        # Files API. They must agree, or every ingested day would be ingested again.
+        instance.report_runless_asset_event(
+            AssetMaterialization(
+                AssetKey(["bronze", "flights"]),
+                partition="2013-01-01",
+                metadata={"landing_fingerprints": {"2013-01-01": folder_fingerprint(landing / "flights/2013-01-01")}},
+            )
+        )
+        listed_before = emulator.calls["GET /api/2.0/fs/directories"]
+        result = sensor(build_sensor_context(instance=instance, resources={"compute": compute}))
+    assert not isinstance(result, SkipReason), result.skip_message
+    assert [r.partition_key for r in result.run_requests] == ["2013-01-02"]
+    assert emulator.calls["GET /api/2.0/fs/directories"] > listed_before
+
+
 def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_path: Path) -> None:
     emulator, root = workspace
     emulator.hang_tasks.add("bronze_planes")
@@ -145,7 +180,9 @@ def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_pa
         textwrap.dedent(
             f"""
             from dagster import AssetKey, materialize
-            from medallion_assets.definitions import table_assets
+            from medallion_assets.automation import landing_sensor
+from medallion_assets.definitions import table_assets
+from medallion_assets.domains import flights
             from medallion_assets.framework.partitions import PartitionWindow
             from medallion_assets.jobs import partition_range_tags
             from medallion_assets.resources.databricks import DatabricksCompute

@@ -1,12 +1,14 @@
 """Build one Dagster asset, with its checks and docs, from each table declaration."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckSpec,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetRecordsFilter,
     AssetsDefinition,
     AutomationCondition,
     BackfillPolicy,
@@ -19,6 +21,7 @@ from dagster import (
     TableSchema,
     asset,
 )
+from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
 from medallion_assets.framework.bronze_ingest import bronze_schema
 from medallion_assets.framework.execution import TableCatalog
@@ -62,7 +65,7 @@ def describe(table: TableDeclaration) -> str:
     return "\n".join(lines)
 
 
-def check_specs(table: TableDeclaration) -> list[AssetCheckSpec]:
+def check_specs(table: TableDeclaration, partitions_def: PartitionsDefinition) -> list[AssetCheckSpec]:
     key = AssetKey(table.key.path)
     specs = []
     for name in table.check_names:
@@ -70,7 +73,11 @@ def check_specs(table: TableDeclaration) -> list[AssetCheckSpec]:
         description = (
             f"Every {fk.column} exists in {fk.references}.{fk.references_column}." if fk else CHECK_DESCRIPTIONS[name]
         )
-        specs.append(AssetCheckSpec(name=name, asset=key, description=description, blocking=True))
+        # Partitioned like the asset, so each day's check result belongs to that day in the UI and to
+        # automation's blocking-check condition.
+        specs.append(
+            AssetCheckSpec(name=name, asset=key, description=description, blocking=True, partitions_def=partitions_def)
+        )
     return specs
 
 
@@ -78,6 +85,41 @@ def partition_window(context: AssetExecutionContext) -> PartitionWindow:
     # The time window covers a single partition and a single-run backfill's whole range alike.
     window = context.partition_time_window
     return PartitionWindow.from_datetimes(window.start, window.end)
+
+
+def checks_per_day(
+    context: AssetExecutionContext, result: MaterializeResult, window: PartitionWindow
+) -> Iterator[AssetCheckEvaluation]:
+    """A range run's checks judge the whole window; file that verdict under each day of it as well.
+
+    Dagster plans a range run's partitioned checks per day but files the run's own results under no
+    partition, which would leave every backfilled day unchecked and hold automation downstream of it.
+    Each day's evaluation points at that day's materialization, so Dagster treats it as current.
+    """
+    asset_key = context.asset_key
+    days = [day.isoformat() for day in window.days()]
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=days), limit=len(days)
+    ).records
+    materialized = {r.partition_key: r for r in records if r.run_id == context.run_id}
+    for check_result in result.check_results or []:
+        for day in days:
+            record = materialized.get(day)
+            yield AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=check_result.check_name or "",
+                passed=check_result.passed,
+                metadata={**check_result.metadata, "partition_window": str(window)},
+                severity=check_result.severity,
+                description=check_result.description,
+                blocking=True,
+                partition=day,
+                target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+                )
+                if record
+                else None,
+            )
 
 
 def build_table_asset(
@@ -90,19 +132,25 @@ def build_table_asset(
         key=AssetKey(table.key.path),
         group_name=table.key.layer,
         partitions_def=partitions_def,
-        deps=[AssetDep(AssetKey(upstream.table.path)) for upstream in table.inputs.values()],
+        deps=[AssetDep(AssetKey(upstream.path)) for upstream in table.upstream_keys],
         kinds={"spark", "delta"},
         description=describe(table),
         owners=[table.owner],
         metadata={"dagster/column_schema": column_schema(table), "layer": table.key.layer},
-        check_specs=check_specs(table),
+        check_specs=check_specs(table, partitions_def),
         backfill_policy=BackfillPolicy.single_run(),
         retry_policy=TRANSIENT_RETRIES,
         automation_condition=automation_condition,
         tags={"layer": table.key.layer},
     )
-    def _materialize(context: AssetExecutionContext, compute: ComputeTarget) -> MaterializeResult:
-        return compute.materialize(context, table, catalog, partition_window(context))
+    def _materialize(
+        context: AssetExecutionContext, compute: ComputeTarget
+    ) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
+        window = partition_window(context)
+        result = compute.materialize(context, table, catalog, window)
+        yield result
+        if window.day_count > 1:
+            yield from checks_per_day(context, result, window)
 
     return _materialize
 

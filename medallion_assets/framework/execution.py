@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from medallion_assets.framework import bronze_ingest
 from medallion_assets.framework.delta_io import read_window, write_window
 from medallion_assets.framework.lakehouse import Lakehouse
+from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import (
     FAILED_RULES,
@@ -237,11 +238,18 @@ def run_table(
     return report
 
 
+LANDING_FINGERPRINTS = "landing_fingerprints"
+
+
 def _run_bronze(
     spark: SparkSession, lakehouse: Lakehouse, table: TableDeclaration, window: PartitionWindow, run_id: str
 ) -> TableRunReport:
     assert table.source is not None
     files = bronze_ingest.discover_landed_files(lakehouse, table.source, window)
+    # Taken before reading: a file that changes mid-ingest gets a new fingerprint, and the sensor re-runs it.
+    fingerprints = {
+        day.isoformat(): folder_fingerprint(lakehouse.landing_dir(table.source.name, day)) for day in window.days()
+    }
     rows = bronze_ingest.ingest(
         spark,
         table.source,
@@ -267,6 +275,7 @@ def _run_bronze(
             "landed_files": len(files),
             "empty_files": sum(f.is_empty for f in files),
             "non_utf8_files": [f.relative_path for f in files if f.encoding != bronze_ingest.UTF8],
+            LANDING_FINGERPRINTS: fingerprints,
             "delta_version": version,
             "table": str(location),
         }

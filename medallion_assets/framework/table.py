@@ -105,6 +105,8 @@ class TableDeclaration:
     description: str
     owner: str
     inputs: Mapping[str, Upstream] = field(default_factory=dict)
+    # Tables this one is built after without reading them, e.g. a calendar day once its data has landed.
+    built_after: Sequence[TableKey] = ()
     transform: TransformFn | None = None
     source: LandingSource | None = None
     contract: type[pa.DataFrameModel] | None = None
@@ -147,6 +149,11 @@ class TableDeclaration:
     @property
     def quarantine_key(self) -> TableKey:
         return TableKey(self.key.layer, self.key.name + QUARANTINE_SUFFIX)
+
+    @property
+    def upstream_keys(self) -> list[TableKey]:
+        """Every table this one waits for: the ones it reads, then the ones it is only built after."""
+        return [*(upstream.table for upstream in self.inputs.values()), *self.built_after]
 
     @property
     def primary_input(self) -> str | None:

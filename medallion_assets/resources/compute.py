@@ -10,6 +10,7 @@ from pyspark.errors import AnalysisException
 from medallion_assets.framework.bronze_ingest import MissingLanding
 from medallion_assets.framework.execution import TableBuildError, TableCatalog, run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
+from medallion_assets.framework.landing import LandingListing, LocalLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.reporting import to_materialize_result
 from medallion_assets.framework.table import TableDeclaration
@@ -30,11 +31,18 @@ class ComputeTarget(ConfigurableResource, ABC):
         window: PartitionWindow,
     ) -> MaterializeResult: ...
 
+    @abstractmethod
+    def landing(self) -> LandingListing:
+        """Where this target's upstream systems land files, for the landing sensors."""
+
 
 class LocalSparkCompute(ComputeTarget):
     """The embedded default: local PySpark and path-based Delta tables under `home`."""
 
     home: str
+
+    def landing(self) -> LandingListing:
+        return LocalLanding(PathLakehouse(self.home).landing_root)
 
     def materialize(
         self,

@@ -22,6 +22,7 @@ from pydantic import PrivateAttr
 
 from medallion_assets.bundle import JOB_TAG, task_key
 from medallion_assets.framework.execution import TableCatalog
+from medallion_assets.framework.landing import LandingListing, VolumeLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableDeclaration
 from medallion_assets.resources.compute import ComputeTarget
@@ -59,6 +60,7 @@ class DatabricksCompute(ComputeTarget):
     profile: str | None = None
     domain: str = "flights"
     pipes_volume: str = "/Volumes/main/dagster/pipes"
+    landing_volume: str = "/Volumes/main/landing/files"
     pipes_transport: Literal["volumes", "dbfs"] = "volumes"
     poll_interval_seconds: float = 5.0
     _job_ids: dict[str, int] = PrivateAttr(default_factory=dict)
@@ -70,6 +72,7 @@ class DatabricksCompute(ComputeTarget):
             token=EnvVar("DATABRICKS_TOKEN") if os.environ.get("DATABRICKS_TOKEN") else None,
             profile=os.environ.get("DATABRICKS_CONFIG_PROFILE"),
             pipes_volume=os.environ.get("MEDALLION_PIPES_VOLUME", "/Volumes/main/dagster/pipes"),
+            landing_volume=os.environ.get("MEDALLION_LANDING_VOLUME", "/Volumes/main/landing/files"),
             pipes_transport=os.environ.get("MEDALLION_PIPES_TRANSPORT", "volumes"),  # type: ignore[arg-type]
             poll_interval_seconds=float(os.environ.get("MEDALLION_DATABRICKS_POLL_SECONDS", "5")),
         )
@@ -81,6 +84,9 @@ class DatabricksCompute(ComputeTarget):
         if self.host or self.token:
             return WorkspaceClient(host=self.host, token=self.token)
         return WorkspaceClient(profile=self.profile)
+
+    def landing(self) -> LandingListing:
+        return VolumeLanding(self.client, self.landing_volume.rstrip("/"))
 
     def deployed_job_id(self) -> int:
         """The job that `databricks bundle deploy` created for this domain, found by its tag."""

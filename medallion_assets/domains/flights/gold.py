@@ -286,8 +286,10 @@ SILVER_FLIGHTS = Upstream(TableKey("silver", "flights"))
 GOLD_TABLES = [
     TableDeclaration(
         key=_dim("dim_date"),
-        description="Calendar dimension, one row per day, keyed yyyymmdd.",
+        description="Calendar dimension, one row per day, keyed yyyymmdd; a day is built once its flights land.",
         owner=OWNER,
+        # Built after the day's flights land, so automation builds each day of the calendar as it is needed.
+        built_after=(TableKey("bronze", "flights"),),
         transform=transform_dim_date,
         contract=DimDate,
         conservation=Conservation(None),
