@@ -180,9 +180,7 @@ def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_pa
         textwrap.dedent(
             f"""
             from dagster import AssetKey, materialize
-            from medallion_assets.automation import landing_sensor
-from medallion_assets.definitions import table_assets
-from medallion_assets.domains import flights
+            from medallion_assets.definitions import table_assets
             from medallion_assets.framework.partitions import PartitionWindow
             from medallion_assets.jobs import partition_range_tags
             from medallion_assets.resources.databricks import DatabricksCompute

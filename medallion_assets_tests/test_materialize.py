@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from dagster import AssetKey, AssetSelection
@@ -135,3 +136,19 @@ def test_a_broken_landing_file_fails_a_blocking_check_and_blocks_downstream(spar
     schema_check = evaluations[("silver/flights", "source_schema")]
     assert not schema_check.passed and schema_check.metadata["missing_columns"].value == ["dep_delay"]
     assert set(downstream).isdisjoint(materialized_keys(run.result))
+
+
+def test_a_single_run_backfill_equals_one_run_per_partition(
+    spark, lakehouse_two_days: LakehouseRun, tmp_path: Path
+) -> None:
+    day_by_day = tmp_path / "day_by_day"
+    shutil.copytree(lakehouse_two_days.home / "landing", day_by_day / "landing")
+    for day in ("2013-01-01", "2013-01-02"):
+        assert materialize_window(day_by_day, day, day).result.success
+    tables = sorted((lakehouse_two_days.home / "warehouse").glob("*/*"))
+    assert len(tables) >= 16
+    for table in tables:
+        layer, name = table.parent.name, table.name
+        single_run = sorted_rows(read(spark, lakehouse_two_days.home, layer, name), drop=("_ingested_at", "_run_id"))
+        per_partition = sorted_rows(read(spark, day_by_day, layer, name), drop=("_ingested_at", "_run_id"))
+        assert single_run == per_partition, f"{layer}/{name} differs between a range run and day-by-day runs"
