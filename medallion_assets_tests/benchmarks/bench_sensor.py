@@ -53,6 +53,7 @@ def main() -> None:
         window = PartitionWindow(FIRST_DAY, FIRST_DAY + timedelta(days=args.days))
         stage(home / "landing", window, progress=False)
         compute = LocalSparkCompute(home=str(home))
+        (home / "dagster").mkdir()
         with DagsterInstance.local_temp(str(home / "dagster")) as instance:
 
             def evaluate(cursor: str | None = None) -> SensorResult:
