@@ -245,11 +245,12 @@ def _run_bronze(
     spark: SparkSession, lakehouse: Lakehouse, table: TableDeclaration, window: PartitionWindow, run_id: str
 ) -> TableRunReport:
     assert table.source is not None
-    files = bronze_ingest.discover_landed_files(lakehouse, table.source, window)
-    # Taken before reading: a file that changes mid-ingest gets a new fingerprint, and the sensor re-runs it.
+    # Taken before any file is read: a file that changes mid-ingest gets a new fingerprint, and the sensor
+    # re-runs its day.
     fingerprints = {
         day.isoformat(): folder_fingerprint(lakehouse.landing_dir(table.source.name, day)) for day in window.days()
     }
+    files = bronze_ingest.discover_landed_files(lakehouse, table.source, window)
     rows = bronze_ingest.ingest(
         spark,
         table.source,
