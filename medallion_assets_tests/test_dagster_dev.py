@@ -31,8 +31,8 @@ from medallion_assets_tests.support import read, wait_for
 BACKFILL_DAYS = ["2013-01-01", "2013-01-02", "2013-01-03"]
 NEW_DAY = "2013-01-04"
 ALL_DAYS = [*BACKFILL_DAYS, NEW_DAY]
-BACKFILL_TIMEOUT_S = 480
-FOLLOW_TIMEOUT_S = 480
+BACKFILL_TIMEOUT_S = 600
+FOLLOW_TIMEOUT_S = 600
 # The five landing sensors' runs start together, so they finish together and one automation tick can
 # request the whole silver-to-gold chain of the day instead of one wave per finished source.
 INSTANCE_YAML = """

@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medallion_assets.resources import class_archive
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -32,8 +34,7 @@ def _jar_cache_file() -> Path:
 
     import pyspark
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "medallion_assets"
-    return cache / f"delta-{version('delta-spark')}-spark-{pyspark.__version__}.jars"
+    return class_archive.cache_dir() / f"delta-{version('delta-spark')}-spark-{pyspark.__version__}.jars"
 
 
 def _cached_delta_jars() -> list[str]:
@@ -51,6 +52,11 @@ def _remember_delta_jars(session: SparkSession) -> None:
         cache = _jar_cache_file()
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text("\n".join(jars) + "\n")
+
+
+def _start(builder: SparkSession.Builder, java_options: list[str]) -> SparkSession:
+    options = " ".join([LOCAL_SPARK_CONF["spark.driver.extraJavaOptions"], *java_options])
+    return builder.config("spark.driver.extraJavaOptions", options).getOrCreate()
 
 
 def local_spark_session(shuffle_partitions: int | None = None) -> SparkSession:
@@ -76,9 +82,19 @@ def local_spark_session(shuffle_partitions: int | None = None) -> SparkSession:
         # test process, every emulated Databricks task) reuse the resolved jars and skip resolution.
         cached_jars = _cached_delta_jars()
         if cached_jars:
-            _session = builder.config("spark.jars", ",".join(cached_jars)).getOrCreate()
+            builder = builder.config("spark.jars", ",".join(cached_jars))
         else:
-            _session = configure_spark_with_delta_pip(builder).getOrCreate()
+            builder = configure_spark_with_delta_pip(builder)
+        archive_options = class_archive.java_options()
+        try:
+            _session = _start(builder, archive_options)
+        except Exception:
+            if not archive_options:
+                raise
+            # A damaged archive must never keep Spark from starting.
+            class_archive.discard()
+            _session = _start(builder, [])
+        if not cached_jars:
             _remember_delta_jars(_session)
         _session.sparkContext.setLogLevel("ERROR")
         # PySpark logs every analysis error as a JSON blob; Dagster already reports the exception.

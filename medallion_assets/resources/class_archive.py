@@ -1,0 +1,186 @@
+"""A class-data-sharing (CDS) archive of Spark's classes for the local engine's JVMs.
+
+Every Dagster run worker, every emulated Databricks task and every CLI call starts its own JVM, and a
+cold JVM spends seconds parsing and verifying the same thousands of Spark classes. The JVM can map
+them from an archive instead. The first local start on a machine builds the archive in a background
+process; every later start maps it. A damaged archive is deleted and Spark starts without it.
+
+Set MEDALLION_CLASS_ARCHIVE=off to start every JVM without an archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+SETTING = "MEDALLION_CLASS_ARCHIVE"
+# Set only in the builder process: where its JVM writes the archive as it exits.
+DUMP_TO = "_MEDALLION_CLASS_ARCHIVE_DUMP"
+# A builder that has not finished by then died without removing its lock.
+STALE_LOCK_S = 600
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "medallion_assets"
+
+
+def java_binary() -> Path | None:
+    """The java that spark-submit starts: $JAVA_HOME/bin/java, else the one on PATH."""
+    java_home = os.environ.get("JAVA_HOME")
+    found = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    return Path(found).resolve() if found and Path(found).is_file() else None
+
+
+def archive_file() -> Path | None:
+    """One archive per JVM build and Spark installation: the JVM rejects an archive made by another."""
+    java = java_binary()
+    if java is None:
+        return None
+    import pyspark
+
+    identity = json.dumps([str(java), java.stat().st_mtime_ns, pyspark.__file__, pyspark.__version__])
+    return cache_dir() / f"spark-classes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsa"
+
+
+def enabled() -> bool:
+    return os.environ.get(SETTING, "on").strip().lower() not in {"off", "0", "false", "no"}
+
+
+def java_options() -> list[str]:
+    """The JVM flags for the next local Spark start; starts building the archive when there is none."""
+    dump_to = os.environ.get(DUMP_TO)
+    if dump_to:
+        return [f"-XX:ArchiveClassesAtExit={dump_to}"]
+    archive = archive_file() if enabled() else None
+    if archive is None:
+        return []
+    if archive.is_file():
+        return [f"-XX:SharedArchiveFile={archive}"]
+    start_building(archive)
+    return []
+
+
+def discard() -> None:
+    """Forget the archive, for when a JVM could not start with it."""
+    archive = archive_file()
+    if archive is not None:
+        archive.unlink(missing_ok=True)
+
+
+def _lock_for(archive: Path) -> Path:
+    return archive.with_suffix(".building")
+
+
+def start_building(archive: Path) -> bool:
+    """Start one background builder per machine; False when another one is already at work."""
+    lock = _lock_for(archive)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+            lock.unlink(missing_ok=True)
+        return False
+    with os.fdopen(descriptor, "w") as owner:
+        owner.write(str(os.getpid()))
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYSPARK_GATEWAY")}
+    subprocess.Popen(
+        [sys.executable, "-m", "medallion_assets.resources.class_archive", str(archive)],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return True
+
+
+def _exercise(spark: SparkSession, scratch: Path) -> None:
+    """Load the classes a table build loads: CSV, Delta writes and reads, SQL, windows, joins, history."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from medallion_assets.framework.delta_io import current_version, read_window, write_window
+    from medallion_assets.framework.lakehouse import PathLakehouse
+    from medallion_assets.framework.partitions import PartitionWindow
+    from medallion_assets.framework.table import TableKey
+
+    landed = scratch / "landed.csv"
+    landed.write_text("id,name,amount\n1,a,1.5\n2,b,x\n2,b,2.5\n", encoding="utf-8")
+    rows = (
+        spark.read.schema("id STRING, name STRING, amount STRING, _corrupt_record STRING")
+        .option("header", "true")
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", "_corrupt_record")
+        .csv(str(landed))
+        .withColumn("amount", F.expr("try_cast(amount AS DOUBLE)"))
+        .withColumn("partition_date", F.lit(date(2013, 1, 1)))
+        .withColumn("rank", F.row_number().over(Window.partitionBy("id").orderBy("name")))
+        .withColumn("hash", F.sha2(F.concat_ws("|", "id", "name"), 256))
+    )
+    location = PathLakehouse(str(scratch)).table(TableKey("silver", "exercise"))
+    day = PartitionWindow.for_keys("2013-01-01", "2013-01-01")
+    for _ in range(2):
+        write_window(rows, location, day, "partition_date", evolve_schema=True)
+    written = read_window(spark, location, day, "partition_date")
+    assert written is not None
+    cached = written.cache()
+    cached.join(rows.select("id", "name"), "id", "left_anti").count()
+    cached.groupBy("name").agg(F.count_if(F.col("amount").isNull()), F.avg("amount")).collect()
+    cached.unpersist()
+    current_version(spark, location)
+
+
+def _stop_and_wait(spark: SparkSession) -> None:
+    """The JVM writes the archive while it exits; wait until it has."""
+    gateway = spark.sparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    spark.stop()
+    gateway.shutdown()
+    if process is not None:
+        if process.stdin is not None:
+            process.stdin.close()  # the gateway exits at end of input
+        process.wait(timeout=300)
+
+
+def _loads(java: Path, archive: Path) -> bool:
+    probe = subprocess.run(
+        [str(java), f"-XX:SharedArchiveFile={archive}", "-version"], capture_output=True, timeout=60, check=False
+    )
+    return probe.returncode == 0
+
+
+def build(archive: Path) -> None:
+    """Run a small workload in a JVM that archives every class it loaded, then publish the archive."""
+    partial = archive.with_suffix(f".{os.getpid()}.partial")
+    try:
+        os.environ[DUMP_TO] = str(partial)
+        from medallion_assets.resources.spark import local_spark_session
+
+        spark = local_spark_session()
+        with tempfile.TemporaryDirectory(prefix="medallion-class-archive-") as scratch:
+            _exercise(spark, Path(scratch))
+        _stop_and_wait(spark)
+        java = java_binary()
+        # Published whole or not at all: a JVM cannot start from a truncated archive.
+        if java is not None and partial.is_file() and _loads(java, partial):
+            os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
+        _lock_for(archive).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]))

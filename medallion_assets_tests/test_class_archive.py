@@ -1,0 +1,76 @@
+"""The JVM class archive: built once in the background, mapped by later starts, never able to stop Spark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medallion_assets.resources import class_archive
+from medallion_assets_tests.support import wait_for
+
+START_SPARK = (
+    "from medallion_assets.resources.spark import local_spark_session; "
+    "spark = local_spark_session(); spark.range(3).count(); "
+    "print(spark.sparkContext.getConf().get('spark.driver.extraJavaOptions'))"
+)
+
+
+@pytest.fixture(scope="module")
+def built_archive(spark) -> Path:
+    """The archive that the test session's own first Spark start set building in the background."""
+    archive = class_archive.archive_file()
+    assert archive is not None, "no java found"
+    lock = archive.with_suffix(".building")
+    assert wait_for(lambda: archive.is_file() and not lock.exists(), timeout=300, interval=1), (
+        f"no class archive at {archive} five minutes after the first Spark start"
+    )
+    return archive
+
+
+def use_cache(monkeypatch: pytest.MonkeyPatch, cache: Path) -> dict[str, str]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.delenv(class_archive.SETTING, raising=False)
+    return dict(os.environ)
+
+
+def test_the_first_start_builds_an_archive_that_later_starts_map(built_archive: Path) -> None:
+    assert built_archive.stat().st_size > 1_000_000
+    assert not list(built_archive.parent.glob("*.partial"))
+    assert class_archive.java_options() == [f"-XX:SharedArchiveFile={built_archive}"]
+    started = subprocess.run(
+        [sys.executable, "-c", START_SPARK], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert f"-XX:SharedArchiveFile={built_archive}" in started.stdout
+
+
+def test_a_damaged_archive_is_discarded_and_spark_starts_without_it(
+    built_archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved_jars = list(class_archive.cache_dir().glob("*.jars"))
+    environment = use_cache(monkeypatch, tmp_path)
+    archive = class_archive.archive_file()
+    assert archive is not None
+    archive.parent.mkdir(parents=True)
+    for jar_list in resolved_jars:  # so this start need not resolve Delta's jars again
+        shutil.copy(jar_list, archive.parent)
+    # A truncated archive, as a full disk or a killed copy would leave it, stops a JVM from starting.
+    archive.write_bytes(built_archive.read_bytes()[:1_000_000])
+    started = subprocess.run(
+        [sys.executable, "-c", START_SPARK], env=environment, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert started.returncode == 0, started.stderr[-3000:]
+    assert "SharedArchiveFile" not in started.stdout
+    assert not archive.exists()
+
+
+def test_the_setting_turns_the_archive_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_cache(monkeypatch, tmp_path)
+    monkeypatch.setenv(class_archive.SETTING, "off")
+    assert class_archive.java_options() == []
+    archive = class_archive.archive_file()
+    assert archive is not None and not archive.with_suffix(".building").exists()
