@@ -33,11 +33,10 @@ NEW_DAY = "2013-01-04"
 ALL_DAYS = [*BACKFILL_DAYS, NEW_DAY]
 BACKFILL_TIMEOUT_S = 600
 FOLLOW_TIMEOUT_S = 600
-# The five landing sensors' runs start together, so they finish together and one automation tick can
-# request the whole silver-to-gold chain of the day instead of one wave per finished source.
+# One run per core: every run starts its own JVM, and more JVMs than cores only slow each other down.
 INSTANCE_YAML = """
 run_queue:
-  max_concurrent_runs: 5
+  max_concurrent_runs: 2
 telemetry:
   enabled: false
 """

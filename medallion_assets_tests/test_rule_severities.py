@@ -12,6 +12,7 @@ import pytest
 from medallion_assets.framework.execution import FailedRules, run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.quality import evaluate_contract
 from medallion_assets.framework.table import LandingSource, Rule, TableDeclaration, TableKey, Upstream
 
 SOURCE = LandingSource("readings", ("sensor", "value"), "sensor readings")
@@ -69,3 +70,40 @@ def test_fail_stops_the_materialization_with_a_clear_message_and_writes_nothing(
     with pytest.raises(FailedRules, match=r"value_below_limit \(1 rows\).*Nothing was written"):
         build(spark, home, tables)
     assert not (home / "warehouse/silver/readings").exists()
+
+
+class Gauges(pa.DataFrameModel):
+    gauge: T.StringType() = pa.Field(str_matches=r"^G[0-9]+$")
+    level: T.IntegerType() = pa.Field(ge=0, le=10)
+    unit: T.StringType() = pa.Field(isin=["m", "cm"], nullable=True)
+
+
+def gauges(contract: type[pa.DataFrameModel] = Gauges) -> TableDeclaration:
+    return TableDeclaration(
+        key=TableKey("gold", "gauges"), description="g", owner="team:x", transform=lambda ctx: None, contract=contract
+    )
+
+
+def test_the_contract_reports_every_failing_check_of_the_pandera_model(spark) -> None:
+    rows = [("G1", 3, "m"), ("G2", 11, None), ("bad", None, "km"), ("G3", -1, "cm")]
+    outcome = evaluate_contract(gauges(), spark.createDataFrame(rows, "gauge string, level int, unit string"))
+    assert not outcome.passed
+    failing = {(f["column"], f["check"]): f["error"] for f in outcome.metadata["failures"]}
+    assert set(failing) == {
+        ("gauge", "str_matches"),
+        ("level", "not_null"),
+        ("level", "greater_than_or_equal_to"),
+        ("level", "less_than_or_equal_to"),
+        ("unit", "isin"),
+    }
+    assert failing["level", "greater_than_or_equal_to"].startswith("1 row(s) fail")
+    assert outcome.metadata["failing_columns"] == ["gauge", "level", "unit"]
+
+
+def test_the_contract_reports_a_wrong_type_and_passes_good_rows(spark) -> None:
+    good = spark.createDataFrame([("G1", 3, "m"), ("G2", 10, None)], "gauge string, level int, unit string")
+    assert evaluate_contract(gauges(), good).passed
+    retyped = good.withColumn("level", good["level"].cast("string"))
+    outcome = evaluate_contract(gauges(), retyped)
+    assert not outcome.passed
+    assert [(f["section"], f["column"]) for f in outcome.metadata["failures"]] == [("SCHEMA", "level")]
