@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any, Literal
 
 from pandera.config import ValidationDepth, config_context
+from pyspark.sql import functions as F
 
 from medallion_assets.framework.scd2 import SCD2_COLUMNS
 from medallion_assets.framework.table import Rule, Severity, TableDeclaration
@@ -166,8 +167,6 @@ def evaluate_contract(table: TableDeclaration, df: Any) -> CheckOutcome:
     ]
     present = [c for c in contract_conditions(table) if c.column in df.columns]
     if present:
-        from pyspark.sql import functions as F
-
         counts = df.agg(
             *[
                 F.count_if(~F.coalesce(F.expr(c.condition), F.lit(True))).alias(f"failing_{i}")

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,7 +67,9 @@ def java_options() -> list[str]:
     if archive is None:
         return []
     if archive.is_file():
-        return [f"-XX:SharedArchiveFile={archive}"]
+        # A JVM that cannot map a damaged archive crashes; its report belongs beside the archive, not in the
+        # user's working directory.
+        return [f"-XX:SharedArchiveFile={archive}", f"-XX:ErrorFile={archive.parent}/jvm-crash-%p.log"]
     start_building(archive)
     return []
 
@@ -83,8 +85,8 @@ def _lock_for(archive: Path) -> Path:
     return archive.with_suffix(".building")
 
 
-def start_building(archive: Path) -> bool:
-    """Start one background builder per machine; False when another one is already at work."""
+def start_building(archive: Path) -> None:
+    """Start one background builder per machine, unless one is already at work."""
     lock = _lock_for(archive)
     lock.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -92,7 +94,7 @@ def start_building(archive: Path) -> bool:
     except FileExistsError:
         if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
             lock.unlink(missing_ok=True)
-        return False
+        return
     with os.fdopen(descriptor, "w") as owner:
         owner.write(str(os.getpid()))
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYSPARK_GATEWAY")}
@@ -104,37 +106,37 @@ def start_building(archive: Path) -> bool:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    return True
 
 
 def _exercise(spark: SparkSession, scratch: Path) -> None:
-    """Load the classes a table build loads: CSV, Delta writes and reads, SQL, windows, joins, history."""
+    """Load the classes a table build loads: bronze ingest, Delta writes and reads, windows, joins, history."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from medallion_assets.framework import bronze_ingest
     from medallion_assets.framework.delta_io import current_version, read_window, write_window
     from medallion_assets.framework.lakehouse import PathLakehouse
     from medallion_assets.framework.partitions import PartitionWindow
-    from medallion_assets.framework.table import TableKey
+    from medallion_assets.framework.table import LandingSource, TableKey
 
-    landed = scratch / "landed.csv"
-    landed.write_text("id,name,amount\n1,a,1.5\n2,b,x\n2,b,2.5\n", encoding="utf-8")
-    rows = (
-        spark.read.schema("id STRING, name STRING, amount STRING, _corrupt_record STRING")
-        .option("header", "true")
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", "_corrupt_record")
-        .csv(str(landed))
-        .withColumn("amount", F.expr("try_cast(amount AS DOUBLE)"))
-        .withColumn("partition_date", F.lit(date(2013, 1, 1)))
-        .withColumn("rank", F.row_number().over(Window.partitionBy("id").orderBy("name")))
-        .withColumn("hash", F.sha2(F.concat_ws("|", "id", "name"), 256))
-    )
-    location = PathLakehouse(str(scratch)).table(TableKey("silver", "exercise"))
     day = PartitionWindow.for_keys("2013-01-01", "2013-01-01")
+    source = LandingSource("exercise", ("id", "name", "amount"), "the class archive's workload")
+    lakehouse = PathLakehouse(str(scratch))
+    landed = lakehouse.landing_dir(source.name, day.start)
+    landed.mkdir(parents=True)
+    (landed / "exercise.csv").write_text("id,name,amount\n1,a,1.5\n2,b,x\n2,b,2.5\n", encoding="utf-8")
+    files = bronze_ingest.discover_landed_files(lakehouse, source, day)
+    rows = (
+        bronze_ingest.ingest(
+            spark, source, files, run_id="class-archive", ingested_at=datetime.now(UTC), partition_column="day"
+        )
+        .withColumn("amount", F.expr("try_cast(amount AS DOUBLE)"))
+        .withColumn("rank", F.row_number().over(Window.partitionBy("id").orderBy("name")))
+    )
+    location = lakehouse.table(TableKey("silver", source.name))
     for _ in range(2):
-        write_window(rows, location, day, "partition_date", evolve_schema=True)
-    written = read_window(spark, location, day, "partition_date")
+        write_window(rows, location, day, "day", evolve_schema=True)
+    written = read_window(spark, location, day, "day")
     assert written is not None
     cached = written.cache()
     cached.join(rows.select("id", "name"), "id", "left_anti").count()
