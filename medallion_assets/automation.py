@@ -11,6 +11,8 @@ from dagster import (
     AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
+    AutomationContext,
+    AutomationResult,
     DagsterInstance,
     DefaultSensorStatus,
     PartitionsDefinition,
@@ -30,16 +32,55 @@ from medallion_assets.framework.partitions import InvalidPartitionKey, parse_par
 from medallion_assets.framework.table import LandingSource
 from medallion_assets.resources.compute import ComputeTarget
 
-# Silver and gold follow their upstream partitions, any day of the year, once every upstream partition
-# exists, nothing upstream is running, and no upstream blocking check failed. `eager()` would only
-# consider the latest day, and our data lands for past days too.
-FOLLOWS_UPSTREAM = (
-    AutomationCondition.any_deps_updated().since_last_handled()
-    & ~AutomationCondition.any_deps_missing()
-    & ~AutomationCondition.any_deps_in_progress()
-    & ~AutomationCondition.in_progress()
-    & AutomationCondition.all_deps_blocking_checks_passed()
-).with_label("follows upstream")
+FOLLOWS_UPSTREAM = "follows upstream"
+
+
+class DayLandingSettled(AutomationCondition):
+    """True for the days that have no landing (bronze) run in progress, for any source.
+
+    Sources of one day usually land together. Refining the day once they have all been ingested takes one
+    Spark launch (on Databricks, one job run) for the day's silver and gold, rather than one per source,
+    and gold is never built from a half-ingested day.
+    """
+
+    def __init__(self, landing_keys: Sequence[AssetKey]) -> None:
+        self.landing_keys = tuple(landing_keys)
+
+    @property
+    def name(self) -> str:
+        return "day_landing_settled"
+
+    @property
+    def description(self) -> str:
+        return "no landing run of the same day is in progress"
+
+    async def evaluate(self, context: AutomationContext) -> AutomationResult:
+        candidates = context.candidate_subset
+        if candidates.is_empty or not candidates.is_partitioned:
+            return AutomationResult(context, candidates)
+        busy_days: set[str] = set()
+        for key in self.landing_keys:
+            in_progress = await context.asset_graph_view.compute_run_in_progress_subset(key=key, from_subset=candidates)
+            busy_days |= set(in_progress.expensively_compute_partition_keys())
+        busy = candidates.compute_intersection_with_partition_keys(busy_days)
+        return AutomationResult(context, candidates.compute_difference(busy))
+
+
+def follows_upstream(landing_keys: Sequence[AssetKey]) -> AutomationCondition:
+    """The condition of every silver and gold table.
+
+    A table follows its upstream partitions, any day of the year, once every upstream partition exists,
+    nothing upstream is running, the day's landing has settled, and no upstream blocking check failed.
+    `eager()` would only consider the latest day, and our data lands for past days too.
+    """
+    return (
+        AutomationCondition.any_deps_updated().since_last_handled()
+        & ~AutomationCondition.any_deps_missing()
+        & ~AutomationCondition.any_deps_in_progress()
+        & ~AutomationCondition.in_progress()
+        & DayLandingSettled(landing_keys)
+        & AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label(FOLLOWS_UPSTREAM)
 
 
 def ingested_fingerprints(instance: DagsterInstance, asset_key: AssetKey, days: Sequence[str]) -> dict[str, str | None]:
@@ -146,6 +187,8 @@ def refined_tables_automation(layers: Sequence[str]) -> AutomationConditionSenso
         target=AssetSelection.groups(*layers),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=15,
+        # DayLandingSettled is our own Python, so the conditions are evaluated where the code is loaded.
+        use_user_code_server=True,
         description="Requests silver and gold partitions whose upstream partitions updated (condition "
         "'follows upstream'). Several days of one table at once are submitted as one single-run backfill.",
     )

@@ -1,19 +1,24 @@
 """A local emulator of the Databricks REST API subset our databricks-sdk calls use (loopback only).
 
 It deploys the bundle's jobs the way `databricks bundle deploy -t <target>` would (variables resolved,
-development-mode name prefix), and really executes each run's `python_wheel_task` as a subprocess of
-the installed package on local Spark and Delta. Volumes are the local filesystem (a Volume path is a
-local path), and DBFS lives under the emulator's root. Faults can be injected on demand: HTTP 429/503
-responses, tasks that fail with a given error, and tasks that hang until cancelled.
+development-mode name prefix), and really executes each run's `python_wheel_task`: the installed
+package's entry point runs on the driver of an emulated cluster (`emulated_driver`), a process whose local
+Spark and Delta session stays up between tasks, as a running cluster's does. Volumes are the local
+filesystem (a Volume path is a local path), and DBFS lives under the emulator's root. Faults can be
+injected on demand: HTTP 429/503 responses, tasks that fail with a given error, and tasks that hang until
+cancelled.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import select
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -67,6 +72,65 @@ class StatusFault:
     path_contains: str
 
 
+class DriverLost(RuntimeError):
+    """The cluster's driver process exited while a task was running on it."""
+
+
+class ClusterDriver:
+    """A warm driver of the emulated cluster (`emulated_driver`): it runs one task at a time."""
+
+    def __init__(self, log: Path, environment: dict[str, str]) -> None:
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        replies, reply_writer = os.pipe()
+        with log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "medallion_assets_tests.emulated_driver", str(reply_writer)],
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=environment,
+                pass_fds=(reply_writer,),
+                start_new_session=True,
+                text=True,
+            )
+        os.close(reply_writer)
+        self._replies = os.fdopen(replies, "r")
+        self._ready = False
+
+    def run(self, entry_point: str, name: str, parameters: list[str], log: Path, cancel: threading.Event) -> int | None:
+        """The task's exit code, or None when `cancel` was set before it finished."""
+        if not self._ready:
+            if self._reply(cancel) is None:
+                return None
+            self._ready = True
+        assert self.process.stdin is not None
+        request = {"entry_point": entry_point, "name": name, "parameters": parameters, "log": str(log)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        reply = self._reply(cancel)
+        return None if reply is None else int(reply["exit_code"])
+
+    def _reply(self, cancel: threading.Event) -> dict[str, Any] | None:
+        while not cancel.is_set():
+            readable, _, _ = select.select([self._replies], [], [], 0.2)
+            if readable:
+                line = self._replies.readline()
+                if not line:
+                    raise DriverLost(f"the cluster driver exited with status {self.process.wait()}; see {self.log}")
+                return json.loads(line)
+        return None
+
+    def stop(self) -> None:
+        for stop_signal in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, stop_signal)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+                break
+        self._replies.close()
+
+
 class DatabricksEmulator:
     def __init__(
         self, root: Path, token: str, user: str = "dev.user@example.com", task_env: dict[str, str] | None = None
@@ -83,6 +147,9 @@ class DatabricksEmulator:
         self.injected: Counter[int] = Counter()
         self.hang_tasks: set[str] = set()
         self.fail_tasks: dict[str, str] = {}
+        self._drivers: list[ClusterDriver] = []
+        self._idle_drivers: list[ClusterDriver] = []
+        self._driver_count = 0
         self._ids = iter(range(1000, 10**9))
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -102,6 +169,8 @@ class DatabricksEmulator:
             run.cancel.set()
         self._server.shutdown()
         self._server.server_close()
+        for driver in self._drivers:
+            driver.stop()
 
     def _next_id(self) -> int:
         with self._lock:
@@ -207,39 +276,49 @@ class DatabricksEmulator:
             task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
             return
         (entry_point,) = entry_points(group="console_scripts", name=wheel_task["entry_point"])
-        module, _, attribute = entry_point.value.partition(":")
         parameters = [
             JOB_PARAMETER.sub(lambda m: run.job_parameters.get(m.group(1), ""), p)
             for p in wheel_task.get("parameters", [])
         ]
-        launcher = (
-            f"import sys; from {module} import {attribute} as main; "
-            f"sys.argv[0] = {entry_point.name!r}; sys.exit(main())"
-        )
         log_dir = self.root / "runs" / str(run.run_id)
         log_dir.mkdir(parents=True, exist_ok=True)
         task_run.log_path = log_dir / f"{task_run.task_key}.log"
-        environment_variables = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
-        with task_run.log_path.open("w") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-c", launcher, *parameters],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**environment_variables, **self.task_env},
-            )
-            while process.poll() is None:
-                if run.cancel.wait(0.2):
-                    process.terminate()
-                    try:
-                        process.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        process.kill()
-                    task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
-                    return
+        task_run.log_path.touch()
+        driver = self._acquire_driver()
+        try:
+            exit_code = driver.run(entry_point.value, entry_point.name, parameters, task_run.log_path, run.cancel)
+        except DriverLost as lost:
+            driver.stop()
+            task_run.life_cycle_state, task_run.result_state = "INTERNAL_ERROR", "FAILED"
+            task_run.error = str(lost)
+            return
+        if exit_code is None:  # cancelled: the driver was restarted, as Databricks does to stop a task
+            driver.stop()
+            task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
+            return
+        self._release_driver(driver)
         task_run.life_cycle_state = "TERMINATED"
-        task_run.result_state = "SUCCESS" if process.returncode == 0 else "FAILED"
-        if process.returncode != 0:
+        task_run.result_state = "SUCCESS" if exit_code == 0 else "FAILED"
+        if exit_code != 0:
             task_run.error = _error_line(task_run.log_path.read_text())
+
+    # the cluster ------------------------------------------------------------------------------
+    def _acquire_driver(self) -> ClusterDriver:
+        with self._lock:
+            if self._idle_drivers:
+                return self._idle_drivers.pop()
+            self._driver_count += 1
+            number = self._driver_count
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
+        log = self.root / "runs" / "drivers" / f"driver-{number}.log"
+        driver = ClusterDriver(log, {**environment, **self.task_env})
+        with self._lock:
+            self._drivers.append(driver)
+        return driver
+
+    def _release_driver(self, driver: ClusterDriver) -> None:
+        with self._lock:
+            self._idle_drivers.append(driver)
 
     def _run_json(self, run: JobRun) -> dict[str, Any]:
         return {

@@ -13,13 +13,19 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     AssetRecordsFilter,
+    DagsterEvent,
+    DagsterEventType,
     DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     RunRequest,
     SkipReason,
     build_sensor_context,
     evaluate_automation_conditions,
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
+from dagster._core.events import AssetMaterializationPlannedData
+from dagster._core.utils import make_new_run_id
 
 from medallion_assets.automation import FOLLOWS_UPSTREAM, landing_sensor
 from medallion_assets.definitions import defs
@@ -119,7 +125,7 @@ def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
         condition = graph.get(key).automation_condition
         assert (condition is None) == (key.path[0] == "bronze"), key
         if condition is not None:
-            assert condition.get_label() == FOLLOWS_UPSTREAM.get_label()
+            assert condition.get_label() == FOLLOWS_UPSTREAM
     assert {s.name for s in defs.sensors} == {
         *(f"{s}_landing_sensor" for s in ("flights", "weather", "airlines", "airports", "planes")),
         "refined_tables_automation",
@@ -155,3 +161,43 @@ def test_a_failed_blocking_check_stops_the_chain_for_its_day() -> None:
         # Checks are partitioned like their assets: only the day whose check failed is held.
         second = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         assert second.get_requested_partitions(silver) == {"2013-03-06"}
+
+
+def start_landing_run(instance: DagsterInstance, key: AssetKey, day: str) -> DagsterRun:
+    """A started run that plans to materialize `day` of `key`, as a landing sensor's run does."""
+    run = instance.add_run(
+        DagsterRun(
+            job_name="__ASSET_JOB",
+            run_id=make_new_run_id(),
+            status=DagsterRunStatus.STARTED,
+            asset_selection=frozenset({key}),
+            tags={"dagster/partition": day},
+        )
+    )
+    instance.report_dagster_event(
+        DagsterEvent(
+            DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
+            job_name=run.job_name,
+            event_specific_data=AssetMaterializationPlannedData(key, partition=day),
+        ),
+        run_id=run.run_id,
+    )
+    return run
+
+
+def test_a_day_is_refined_once_all_its_landing_runs_have_finished() -> None:
+    airlines, flights_key = AssetKey(["bronze", "airlines"]), AssetKey(["bronze", "flights"])
+    silver_airlines = AssetKey(["silver", "airlines"])
+    with DagsterInstance.ephemeral() as instance:
+        cursor = evaluate_automation_conditions(defs=defs, instance=instance).cursor
+        materialize_with_check(instance, airlines, "2013-03-06", passed=True)
+        materialize_with_check(instance, airlines, "2013-03-07", passed=True)
+        landing = start_landing_run(instance, flights_key, "2013-03-06")
+        held = evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        # Only the day whose flights are still landing waits; the other day is refined at once.
+        assert held.get_requested_partitions(silver_airlines) == {"2013-03-07"}
+        instance.report_dagster_event(
+            DagsterEvent(DagsterEventType.RUN_SUCCESS.value, job_name=landing.job_name), run_id=landing.run_id
+        )
+        settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=held.cursor)
+        assert settled.get_requested_partitions(silver_airlines) == {"2013-03-06"}

@@ -1,0 +1,90 @@
+"""The driver of the Databricks emulator's cluster: one Python process whose SparkSession stays up between tasks.
+
+On a running Databricks cluster a job task does not start Spark; it runs on the driver's session, and
+log4j writes to the driver log rather than to the task's output. This process does the same: it starts
+the session once, with its own and the JVM's output in the driver log, and then executes one
+`python_wheel_task` entry point at a time, with the task's stdout and stderr in the task's log.
+
+Protocol: one JSON request per line on stdin, `{"entry_point": "module:attr", "name": ..., "parameters":
+[...], "log": path}`; one JSON reply per line on the file descriptor given as the first argument,
+`{"exit_code": n}`. The first reply, `{"ready": true}`, says the session is up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def output_to(path: str) -> Iterator[None]:
+    """Point this process's stdout and stderr, file descriptors included, at `path` for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(target, 1)
+        os.dup2(target, 2)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for descriptor in (target, *saved):
+            os.close(descriptor)
+
+
+def exit_code(value: Any) -> int:
+    """What `sys.exit(value)` would make the process's exit status."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value
+    print(value, file=sys.stderr)
+    return 1
+
+
+def forget_the_previous_task() -> None:
+    """Databricks gives every task a Python process of its own; here the Python state of the last task goes.
+
+    dagster_pipes keeps one context per process and hands a later `open_dagster_pipes` the earlier, closed one.
+    """
+    from dagster_pipes import PipesContext
+
+    PipesContext._instance = None
+
+
+def run_task(request: dict[str, Any]) -> int:
+    module, _, attribute = request["entry_point"].partition(":")
+    forget_the_previous_task()
+    with output_to(request["log"]):
+        sys.argv = [request["name"], *request["parameters"]]
+        try:
+            return exit_code(getattr(importlib.import_module(module), attribute)())
+        except SystemExit as stop:
+            return exit_code(stop.code)
+        except BaseException:  # the task's crash is its result, not the driver's
+            traceback.print_exc()
+            return 1
+
+
+def serve(replies: int) -> None:
+    from medallion_assets.resources.spark import runtime_spark_session
+
+    runtime_spark_session().range(1).count()
+    with os.fdopen(replies, "w", buffering=1) as channel:
+        channel.write(json.dumps({"ready": True}) + "\n")
+        for line in sys.stdin:
+            channel.write(json.dumps({"exit_code": run_task(json.loads(line))}) + "\n")
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
