@@ -146,16 +146,15 @@ class DagsterDev:
             """{ assetNodes { assetKey { path }
                  assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
         )["assetNodes"]
-        executions = {}
-        for node in nodes:
-            for check in node["assetChecksOrError"]["checks"]:
-                executions["/".join(node["assetKey"]["path"]), check["name"]] = self.query(
-                    """query($key: AssetKeyInput!, $check: String!) {
-                         assetCheckExecutions(assetKey: $key, checkName: $check, limit: 50) { status partition } }""",
-                    key={"path": node["assetKey"]["path"]},
-                    check=check["name"],
-                )["assetCheckExecutions"]
-        return executions
+        checks = [(node["assetKey"]["path"], c["name"]) for node in nodes for c in node["assetChecksOrError"]["checks"]]
+        # One request with an aliased field per check, rather than a round trip per check.
+        fields = "\n".join(
+            f"c{i}: assetCheckExecutions(assetKey: {{path: {json.dumps(path)}}}, checkName: {json.dumps(name)}, "
+            "limit: 50) { status partition }"
+            for i, (path, name) in enumerate(checks)
+        )
+        found = self.query(f"{{ {fields} }}")
+        return {("/".join(path), name): found[f"c{i}"] for i, (path, name) in enumerate(checks)}
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> None:

@@ -92,39 +92,56 @@ def transform_flights(ctx: TransformContext) -> DataFrame:
         F.col("faa").alias("origin"), F.col("tzone").alias("origin_timezone"), "partition_date"
     )
     dest_tz = timezones.select(F.col("faa").alias("dest"), F.col("tzone").alias("dest_timezone"), "partition_date")
+    # Each withColumns is one projection; Spark analyses every intermediate plan, so fewer, wider steps.
     standardized = (
-        flights.withColumn("carrier", F.upper(F.trim("carrier")))
-        .withColumn("tailnum", F.expr("nullif(upper(trim(tailnum)), 'NA')"))
-        .withColumn("origin", F.upper(F.trim("origin")))
-        .withColumn("dest", F.upper(F.trim("dest")))
-        .withColumn("flight_date", F.expr(LOCAL_DATE))
+        flights.withColumns(
+            {
+                "carrier": F.upper(F.trim("carrier")),
+                "tailnum": F.expr("nullif(upper(trim(tailnum)), 'NA')"),
+                "origin": F.upper(F.trim("origin")),
+                "dest": F.upper(F.trim("dest")),
+                "flight_date": F.expr(LOCAL_DATE),
+            }
+        )
         .join(F.broadcast(origin_tz), ["origin", "partition_date"], "left")
         .join(F.broadcast(dest_tz), ["dest", "partition_date"], "left")
     )
     sched_dep_local = _local_timestamp("flight_date", "sched_dep_time")
     same_day_arrival = _local_timestamp("flight_date", "sched_arr_time")
     timed = (
-        standardized.withColumn("sched_dep_local", F.expr(sched_dep_local))
-        .withColumn("sched_dep_utc", _to_utc("sched_dep_local", "origin_timezone"))
-        .withColumn("is_cancelled", F.col("dep_time").isNull())
-        .withColumn("is_diverted", F.col("dep_time").isNotNull() & F.col("arr_delay").isNull())
-        # dep_delay and arr_delay are actual minus scheduled, so they carry the day rollover for us.
-        .withColumn(
-            "dep_local",
-            F.expr("CASE WHEN NOT is_cancelled THEN timestampadd(MINUTE, dep_delay, sched_dep_local) END"),
+        standardized.withColumns(
+            {
+                "sched_dep_local": F.expr(sched_dep_local),
+                "is_cancelled": F.col("dep_time").isNull(),
+                "is_diverted": F.col("dep_time").isNotNull() & F.col("arr_delay").isNull(),
+                "_arr_same_day_local": F.expr(same_day_arrival),
+            }
         )
-        .withColumn("dep_utc", _to_utc("dep_local", "origin_timezone"))
-        .withColumn("_arr_same_day_local", F.expr(same_day_arrival))
-        # A scheduled arrival earlier (in UTC) than the departure lands on the next local day.
-        .withColumn(
-            "sched_arr_local",
-            F.expr(
-                "CASE WHEN to_utc_timestamp(CAST(_arr_same_day_local AS TIMESTAMP), dest_timezone) < sched_dep_utc "
-                "THEN timestampadd(DAY, 1, _arr_same_day_local) ELSE _arr_same_day_local END"
-            ),
+        .withColumns(
+            {
+                "sched_dep_utc": _to_utc("sched_dep_local", "origin_timezone"),
+                # dep_delay and arr_delay are actual minus scheduled, so they carry the day rollover for us.
+                "dep_local": F.expr(
+                    "CASE WHEN NOT is_cancelled THEN timestampadd(MINUTE, dep_delay, sched_dep_local) END"
+                ),
+            }
         )
-        .withColumn("sched_arr_utc", _to_utc("sched_arr_local", "dest_timezone"))
-        .withColumn("arr_local", F.expr("timestampadd(MINUTE, arr_delay, sched_arr_local)"))
+        .withColumns(
+            {
+                "dep_utc": _to_utc("dep_local", "origin_timezone"),
+                # A scheduled arrival earlier (in UTC) than the departure lands on the next local day.
+                "sched_arr_local": F.expr(
+                    "CASE WHEN to_utc_timestamp(CAST(_arr_same_day_local AS TIMESTAMP), dest_timezone) "
+                    "< sched_dep_utc THEN timestampadd(DAY, 1, _arr_same_day_local) ELSE _arr_same_day_local END"
+                ),
+            }
+        )
+        .withColumns(
+            {
+                "sched_arr_utc": _to_utc("sched_arr_local", "dest_timezone"),
+                "arr_local": F.expr("timestampadd(MINUTE, arr_delay, sched_arr_local)"),
+            }
+        )
         .withColumn("arr_utc", _to_utc("arr_local", "dest_timezone"))
     )
     return timed
