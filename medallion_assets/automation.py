@@ -66,7 +66,12 @@ class DayLandingSettled(AutomationCondition):
         return AutomationResult(context, candidates.compute_difference(busy))
 
 
-def follows_upstream(landing_keys: Sequence[AssetKey]) -> AutomationCondition:
+def landing_asset_key(source: LandingSource) -> AssetKey:
+    """The bronze table that a landing source's files are ingested into."""
+    return AssetKey(["bronze", source.name])
+
+
+def follows_upstream(sources: Sequence[LandingSource]) -> AutomationCondition:
     """The condition of every silver and gold table.
 
     A table follows its upstream partitions, any day of the year, once every upstream partition exists,
@@ -78,7 +83,7 @@ def follows_upstream(landing_keys: Sequence[AssetKey]) -> AutomationCondition:
         & ~AutomationCondition.any_deps_missing()
         & ~AutomationCondition.any_deps_in_progress()
         & ~AutomationCondition.in_progress()
-        & DayLandingSettled(landing_keys)
+        & DayLandingSettled([landing_asset_key(source) for source in sources])
         & AutomationCondition.all_deps_blocking_checks_passed()
     ).with_label(FOLLOWS_UPSTREAM)
 
@@ -108,7 +113,7 @@ def ingested_fingerprints(instance: DagsterInstance, asset_key: AssetKey, days: 
 
 
 def landing_sensor(source: LandingSource, partitions_def: PartitionsDefinition) -> SensorDefinition:
-    bronze_key = AssetKey(["bronze", source.name])
+    bronze_key = landing_asset_key(source)
 
     @sensor(
         name=f"{source.name}_landing_sensor",

@@ -1,6 +1,6 @@
 """The Dagster code location: every table's asset and checks, with the compute target chosen once."""
 
-from dagster import AssetKey, Definitions, in_process_executor
+from dagster import Definitions, in_process_executor
 
 from medallion_assets.automation import daily_schedule, follows_upstream, landing_sensors, refined_tables_automation
 from medallion_assets.domains import flights
@@ -9,8 +9,7 @@ from medallion_assets.framework.asset_factory import build_assets
 from medallion_assets.jobs import JOBS
 from medallion_assets.resources.targets import compute_target_from_env
 
-LANDING_KEYS = [AssetKey(["bronze", source.name]) for source in LANDING_SOURCES]
-table_assets = build_assets(flights.TABLES, flights.PARTITIONS, downstream_automation=follows_upstream(LANDING_KEYS))
+table_assets = build_assets(flights.TABLES, flights.PARTITIONS, downstream_automation=follows_upstream(LANDING_SOURCES))
 daily_job, daily_tables_schedule = daily_schedule(flights.PARTITIONS)
 
 defs = Definitions(

@@ -283,7 +283,6 @@ class DatabricksEmulator:
         log_dir = self.root / "runs" / str(run.run_id)
         log_dir.mkdir(parents=True, exist_ok=True)
         task_run.log_path = log_dir / f"{task_run.task_key}.log"
-        task_run.log_path.touch()
         driver = self._acquire_driver()
         try:
             exit_code = driver.run(entry_point.value, entry_point.name, parameters, task_run.log_path, run.cancel)
