@@ -16,11 +16,12 @@ from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import LandingSource
 
 CORRUPT_RECORD = "_corrupt_record"
+SOURCE_COLUMNS = "_source_columns"
 AUDIT_COLUMNS: tuple[str, ...] = (
     CORRUPT_RECORD,
     "_source_file",
     "_source_encoding",
-    "_source_columns",
+    SOURCE_COLUMNS,
     "_ingested_at",
     "_run_id",
     "_record_hash",
@@ -115,7 +116,7 @@ def _read_file(spark: SparkSession, landed: LandedFile) -> DataFrame:
         F.col(CORRUPT_RECORD),
         F.lit(landed.relative_path).alias("_source_file"),
         F.lit(landed.encoding).alias("_source_encoding"),
-        F.array(*[F.lit(name) for name in landed.header]).alias("_source_columns"),
+        F.array(*[F.lit(name) for name in landed.header]).alias(SOURCE_COLUMNS),
         F.lit(landed.day).alias("__day"),
     )
 
@@ -129,7 +130,7 @@ def bronze_schema(source: LandingSource, partition_column: str) -> T.StructType:
     return T.StructType(
         [T.StructField(name, T.StringType()) for name in string_fields]
         + [
-            T.StructField("_source_columns", T.ArrayType(T.StringType())),
+            T.StructField(SOURCE_COLUMNS, T.ArrayType(T.StringType())),
             T.StructField("_ingested_at", T.TimestampType()),
             T.StructField("_run_id", T.StringType()),
             T.StructField("_record_hash", T.StringType()),

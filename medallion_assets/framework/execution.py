@@ -24,12 +24,13 @@ from medallion_assets.framework.quality import (
     FAILED_RULES,
     CheckOutcome,
     all_rules,
-    evaluate_contract,
+    contract_failure_counters,
+    contract_outcome,
     failed_rules_column,
     sql_literal,
 )
 from medallion_assets.framework.scd2 import SCD2_COLUMNS, build_scd2
-from medallion_assets.framework.table import Rule, TableDeclaration, TableKey
+from medallion_assets.framework.table import ForeignKey, Rule, TableDeclaration, TableKey
 
 SOURCE_STRUCT = "_source"
 MISSING_MARKERS = ("NA", "")
@@ -124,10 +125,8 @@ def prepare_source(bronze: DataFrame, expected: Sequence[str], casts: Mapping[st
     return prepared.withColumn(SOURCE_STRUCT, F.col(SOURCE_STRUCT).withField(PARSE_FAILURES, parse_failures))
 
 
-def source_schema_outcome(bronze: DataFrame, expected: Sequence[str]) -> CheckOutcome:
-    delivered = {
-        row[0] for row in bronze.select(F.explode_outer("_source_columns")).distinct().collect() if row[0] is not None
-    }
+def source_schema_outcome(delivered: set[str], expected: Sequence[str]) -> CheckOutcome:
+    """Judge the columns the landed files delivered (from bronze's `_source_columns`) against the contract."""
     missing = sorted(set(expected) - delivered) if delivered else []
     extra = sorted(delivered - set(expected))
     if missing:
@@ -172,45 +171,6 @@ def protect_pii(frame: DataFrame, pii_columns: Mapping[str, str]) -> DataFrame:
         )
         frame = frame.withColumn(column, F.when(value.isNotNull(), protected))
     return frame
-
-
-def _fk_outcomes(
-    spark: SparkSession,
-    lakehouse: Lakehouse,
-    table: TableDeclaration,
-    catalog: TableCatalog,
-    written: DataFrame,
-    window: PartitionWindow,
-) -> list[CheckOutcome]:
-    outcomes = []
-    for fk in table.foreign_keys:
-        parent = catalog[fk.references]
-        parent_rows = read_window(spark, lakehouse.table(fk.references), window, parent.partition_column)
-        parent_keys = (
-            parent_rows.select(
-                F.col(fk.references_column).alias("_parent_key"), F.col(parent.partition_column).alias("_parent_day")
-            )
-            if parent_rows is not None
-            else spark.createDataFrame([], "_parent_key bigint, _parent_day date")
-        )
-        orphans = (
-            written.where(F.col(fk.column).isNotNull())
-            .join(
-                parent_keys,
-                (F.col(fk.column) == F.col("_parent_key")) & (F.col(table.partition_column) == F.col("_parent_day")),
-                "left_anti",
-            )
-            .count()
-        )
-        outcomes.append(
-            CheckOutcome(
-                f"fk_{fk.name}",
-                passed=orphans == 0,
-                description=f"{fk.column} references {fk.references}.{fk.references_column}",
-                metadata={"orphan_rows": orphans, "references": str(fk.references)},
-            )
-        )
-    return outcomes
 
 
 def _measure(df: DataFrame, expression: str) -> int:
@@ -260,7 +220,7 @@ def _run_bronze(
         partition_column=table.partition_column,
     )
     location = lakehouse.table(table.key)
-    version = write_window(rows, location, window, table.partition_column, evolve_schema=True)
+    commit = write_window(rows, location, window, table.partition_column, evolve_schema=True)
     written = read_window(spark, location, window, table.partition_column)
     assert written is not None
     counts = written.agg(
@@ -277,7 +237,7 @@ def _run_bronze(
             "empty_files": sum(f.is_empty for f in files),
             "non_utf8_files": [f.relative_path for f in files if f.encoding != bronze_ingest.UTF8],
             LANDING_FINGERPRINTS: fingerprints,
-            "delta_version": version,
+            "delta_version": commit.version,
             "table": str(location),
         }
     )
@@ -298,6 +258,8 @@ class RuleTally:
     rejected: int
     duplicates: int
     failures: dict[str, int]
+    # The columns the landed files delivered, for a table built from a landing source.
+    delivered_columns: set[str] | None = None
 
 
 REJECTED = "__rejected"
@@ -320,18 +282,29 @@ def _classify(evaluated: DataFrame, table: TableDeclaration, blocking: set[str])
     return flagged.withColumn(DUPLICATE, ~F.col(REJECTED) & (F.row_number().over(ranking) > 1))
 
 
-def _tally(classified: DataFrame, rules: Sequence[Rule]) -> RuleTally:
+DELIVERED_COLUMNS = "__delivered_columns"
+
+
+def _tally(classified: DataFrame, rules: Sequence[Rule], *, from_landing: bool) -> RuleTally:
+    """Count rows, rejections, duplicates and each rule's failures, and the delivered columns, in one pass."""
+    delivered = (
+        [F.flatten(F.collect_set(f"{SOURCE_STRUCT}.{bronze_ingest.SOURCE_COLUMNS}")).alias(DELIVERED_COLUMNS)]
+        if from_landing
+        else []
+    )
     row = classified.agg(
         F.count(F.lit(1)).alias("__rows"),
         F.count_if(REJECTED).alias("__rejected"),
         F.count_if(DUPLICATE).alias("__duplicates"),
         *[F.count_if(F.array_contains(FAILED_RULES, rule.name)).alias(rule.name) for rule in rules],
+        *delivered,
     ).first()
     return RuleTally(
         rows_in=int(row["__rows"]),
         rejected=int(row["__rejected"]),
         duplicates=int(row["__duplicates"]),
         failures={rule.name: int(row[rule.name]) for rule in rules},
+        delivered_columns={c for c in row[DELIVERED_COLUMNS] if c is not None} if from_landing else None,
     )
 
 
@@ -348,11 +321,13 @@ def _run_refined(
     primary = table.primary_input
     rules = all_rules(table)
     failed_rules = failed_rules_column(rules)
-    if table.has_quarantine and primary is not None:
+    expected_columns: Sequence[str] = ()
+    from_landing = table.has_quarantine and primary is not None
+    if from_landing:
+        assert primary is not None
         source = catalog[table.inputs[primary].table].source
-        expected = source.columns if source is not None else ()
-        report.checks.append(source_schema_outcome(inputs[primary], expected))
-        inputs[primary] = prepare_source(inputs[primary], expected, table.casts)
+        expected_columns = source.columns if source is not None else ()
+        inputs[primary] = prepare_source(inputs[primary], expected_columns, table.casts)
         rules = all_rules(table, parse_rules(table.casts))
         failed_rules = f"concat({SOURCE_STRUCT}.{PARSE_FAILURES}, {failed_rules})"
 
@@ -360,7 +335,9 @@ def _run_refined(
     transformed = table.transform(TransformContext(spark, window, inputs, table))
     classified = _classify(transformed.withColumn(FAILED_RULES, F.expr(failed_rules)), table, blocking).cache()
     try:
-        tally = _tally(classified, rules)
+        tally = _tally(classified, rules, from_landing=from_landing)
+        if tally.delivered_columns is not None:
+            report.checks.append(source_schema_outcome(tally.delivered_columns, expected_columns))
         fatal = {rule.name: tally.failures[rule.name] for rule in rules if rule.severity == "fail"}
         if any(fatal.values()):
             raise FailedRules(
@@ -380,16 +357,11 @@ def _run_refined(
             "rows_warned": sum(count for name, count in tally.failures.items() if name not in blocking),
         }
     )
-    stored = read_window(spark, lakehouse.table(table.key), window, table.partition_column)
-    assert stored is not None
-    # Every check reads what was committed, from one cached scan of the window.
-    written = stored.cache()
-    try:
-        report.checks.extend(
-            _checks_on_written(spark, lakehouse, table, catalog, window, inputs, written, tally, quarantined, report)
-        )
-    finally:
-        written.unpersist()
+    written = read_window(spark, lakehouse.table(table.key), window, table.partition_column)
+    assert written is not None
+    report.checks.extend(
+        _checks_on_written(spark, lakehouse, table, catalog, window, inputs, written, tally, quarantined, report)
+    )
     return report
 
 
@@ -413,25 +385,36 @@ def _write_outputs(
         output = build_scd2(snapshot, previous, table.scd2.key, table.partition_column, window)
         output = output.select(*table.output_columns)
     location = lakehouse.table(table.key)
-    report.metadata.update(
-        {"table": str(location), "delta_version": write_window(output, location, window, table.partition_column)}
-    )
+    commit = write_window(output, location, window, table.partition_column)
+    report.metadata.update({"table": str(location), "delta_version": commit.version})
     if not table.has_quarantine:
         return 0
     # The bronze columns as received, so a quarantined row can be replayed after a fix.
     quarantine = classified.where(REJECTED).select(f"{SOURCE_STRUCT}.*", FAILED_RULES).drop(PARSE_FAILURES)
     quarantine_location = lakehouse.table(table.quarantine_key)
-    version = write_window(quarantine, quarantine_location, window, table.partition_column, evolve_schema=True)
-    committed = read_window(spark, quarantine_location, window, table.partition_column)
-    quarantined = committed.count() if committed is not None else 0
+    committed = write_window(quarantine, quarantine_location, window, table.partition_column, evolve_schema=True)
+    quarantined = committed.window_rows
     report.metadata.update(
         {
             "quarantine_table": str(quarantine_location),
-            "quarantine_delta_version": version,
+            "quarantine_delta_version": committed.version,
             "rows_quarantined": quarantined,
         }
     )
     return quarantined
+
+
+def _parent_keys(
+    spark: SparkSession, lakehouse: Lakehouse, catalog: TableCatalog, fk: ForeignKey, window: PartitionWindow
+) -> DataFrame:
+    """The distinct (key, day) pairs of a foreign key's parent in the window, named apart from any child column."""
+    parent = catalog[fk.references]
+    rows = read_window(spark, lakehouse.table(fk.references), window, parent.partition_column)
+    if rows is None:
+        return spark.createDataFrame([], f"`__key_{fk.name}` bigint, `__day_{fk.name}` date")
+    return rows.select(
+        F.col(fk.references_column).alias(f"__key_{fk.name}"), F.col(parent.partition_column).alias(f"__day_{fk.name}")
+    ).distinct()
 
 
 def _checks_on_written(
@@ -446,13 +429,47 @@ def _checks_on_written(
     quarantined: int,
     report: TableRunReport,
 ) -> list[CheckOutcome]:
+    """Check what was committed: row counts, the contract, conservation and foreign keys, in one Spark pass.
+
+    Each foreign key is a left join of the written rows to the parent's distinct keys, so a row keeps its
+    multiplicity and an orphan is a row whose parent columns stay null.
+    """
     assert table.contract is not None
-    current_rows = written.where("is_current") if table.scd2 is not None else written
-    rows_out = current_rows.count()
+    is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
+    contract_columns = list(table.contract.to_schema().columns)
+    counters = contract_failure_counters(table, written.columns, is_current)
+    profiled = written
+    for fk in table.foreign_keys:
+        keys = _parent_keys(spark, lakehouse, catalog, fk, window)
+        profiled = profiled.join(
+            keys,
+            (F.col(fk.column) == F.col(f"__key_{fk.name}"))
+            & (F.col(table.partition_column) == F.col(f"__day_{fk.name}")),
+            "left",
+        )
+    conservation = table.conservation if not table.has_quarantine else None
+    profile = profiled.agg(
+        F.count(F.lit(1)).alias("__rows"),
+        F.count_if(is_current).alias("__current_rows"),
+        *[counter.alias(f"__failing_{i}") for i, (_, counter) in enumerate(counters)],
+        *[
+            F.count_if(F.col(fk.column).isNotNull() & F.col(f"__key_{fk.name}").isNull()).alias(f"__orphans_{fk.name}")
+            for fk in table.foreign_keys
+        ],
+        *([F.expr(conservation.output_measure).alias("__output_measure")] if conservation is not None else []),
+    ).first()
+    rows_out = int(profile["__current_rows"])
     report.metadata["rows_out"] = rows_out
     if table.scd2 is not None:
-        report.metadata["history_rows_closed"] = written.count() - rows_out
-    outcomes = [evaluate_contract(table, current_rows.select(*table.contract.to_schema().columns))]
+        report.metadata["history_rows_closed"] = int(profile["__rows"]) - rows_out
+    current_rows = written.where(is_current).select(*[c for c in contract_columns if c in written.columns])
+    outcomes = [
+        contract_outcome(
+            table,
+            current_rows,
+            [(condition, int(profile[f"__failing_{i}"])) for i, (condition, _) in enumerate(counters)],
+        )
+    ]
     if table.has_quarantine:
         unaccounted = tally.rows_in - rows_out - quarantined - tally.duplicates
         outcomes.append(
@@ -469,14 +486,13 @@ def _checks_on_written(
                 },
             )
         )
-    elif table.conservation is not None:
-        conservation = table.conservation
+    elif conservation is not None:
         expected = (
             _measure(inputs[conservation.input_alias], conservation.input_measure)
             if conservation.input_alias is not None
             else window.day_count
         )
-        actual = _measure(written, conservation.output_measure)
+        actual = int(profile["__output_measure"] or 0)
         outcomes.append(
             CheckOutcome(
                 "reconciliation",
@@ -492,5 +508,13 @@ def _checks_on_written(
                 metadata={"input_measure": expected, "output_measure": actual, "difference": actual - expected},
             )
         )
-    outcomes.extend(_fk_outcomes(spark, lakehouse, table, catalog, written, window))
+    outcomes.extend(
+        CheckOutcome(
+            f"fk_{fk.name}",
+            passed=int(profile[f"__orphans_{fk.name}"]) == 0,
+            description=f"{fk.column} references {fk.references}.{fk.references_column}",
+            metadata={"orphan_rows": int(profile[f"__orphans_{fk.name}"]), "references": str(fk.references)},
+        )
+        for fk in table.foreign_keys
+    )
     return outcomes

@@ -142,12 +142,32 @@ def failed_rules_column(rules: Sequence[Rule]) -> str:
     return f"filter(array({entries}), name -> name IS NOT NULL)"
 
 
-def evaluate_contract(table: TableDeclaration, df: Any) -> CheckOutcome:
-    """Validate the written rows against the table's Pandera DataFrameModel.
+ContractCounter = tuple[ContractCondition, Any]
+
+
+def contract_failure_counters(
+    table: TableDeclaration, columns: Sequence[str], among: Any = None
+) -> list[ContractCounter]:
+    """One Spark aggregate per contract check present in `columns`: the rows (of `among`) that fail it.
+
+    Aggregates rather than a result, so a caller can evaluate them in the same pass as its other counts.
+    """
+    rows = among if among is not None else F.lit(True)
+    return [
+        (condition, F.count_if(rows & ~F.coalesce(F.expr(condition.condition), F.lit(True))))
+        for condition in contract_conditions(table)
+        if condition.column in columns
+    ]
+
+
+def contract_outcome(
+    table: TableDeclaration, df: Any, failing_rows: Sequence[tuple[ContractCondition, int]]
+) -> CheckOutcome:
+    """The contract check: Pandera's schema validation of `df` plus the counted failures of each row check.
 
     Pandera validates the schema: every column present, with its type. Pandera's Spark backend would
     then run one Spark job per nullability or value check; the same checks, compiled from the same
-    model, run here as one aggregation over the rows instead.
+    model, are counted by `contract_failure_counters` in one aggregation instead.
     """
     assert table.contract is not None
     # Pandera judges columns and types from the schema alone; its null checks would scan once per column.
@@ -165,25 +185,17 @@ def evaluate_contract(table: TableDeclaration, df: Any) -> CheckOutcome:
         for kind, entries in kinds.items()
         for e in entries
     ]
-    present = [c for c in contract_conditions(table) if c.column in df.columns]
-    if present:
-        counts = df.agg(
-            *[
-                F.count_if(~F.coalesce(F.expr(c.condition), F.lit(True))).alias(f"failing_{i}")
-                for i, c in enumerate(present)
-            ]
-        ).first()
-        failures += [
-            {
-                "section": "DATA",
-                "kind": "DATAFRAME_CHECK",
-                "column": c.column,
-                "check": c.check,
-                "error": f"{counts[f'failing_{i}']} row(s) fail {c.description}",
-            }
-            for i, c in enumerate(present)
-            if counts[f"failing_{i}"]
-        ]
+    failures += [
+        {
+            "section": "DATA",
+            "kind": "DATAFRAME_CHECK",
+            "column": condition.column,
+            "check": condition.check,
+            "error": f"{count} row(s) fail {condition.description}",
+        }
+        for condition, count in failing_rows
+        if count
+    ]
     return CheckOutcome(
         name="contract",
         passed=not failures,
@@ -195,4 +207,15 @@ def evaluate_contract(table: TableDeclaration, df: Any) -> CheckOutcome:
             "failing_checks": sorted({f["check"] for f in failures}),
             "failures": failures[:50],
         },
+    )
+
+
+def evaluate_contract(table: TableDeclaration, df: Any) -> CheckOutcome:
+    """Validate rows against the table's Pandera DataFrameModel, with one aggregation for every row check."""
+    counters = contract_failure_counters(table, df.columns)
+    counts = (
+        df.agg(*[counter.alias(f"failing_{i}") for i, (_, counter) in enumerate(counters)]).first() if counters else {}
+    )
+    return contract_outcome(
+        table, df, [(condition, counts[f"failing_{i}"]) for i, (condition, _) in enumerate(counters)]
     )

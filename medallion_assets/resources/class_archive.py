@@ -109,12 +109,12 @@ def start_building(archive: Path) -> None:
 
 
 def _exercise(spark: SparkSession, scratch: Path) -> None:
-    """Load the classes a table build loads: bronze ingest, Delta writes and reads, windows, joins, history."""
+    """Load the classes a table build loads: bronze ingest, Delta writes and reads, windows, joins."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     from medallion_assets.framework import bronze_ingest
-    from medallion_assets.framework.delta_io import current_version, read_window, write_window
+    from medallion_assets.framework.delta_io import read_window, write_window
     from medallion_assets.framework.lakehouse import PathLakehouse
     from medallion_assets.framework.partitions import PartitionWindow
     from medallion_assets.framework.table import LandingSource, TableKey
@@ -142,7 +142,6 @@ def _exercise(spark: SparkSession, scratch: Path) -> None:
     cached.join(rows.select("id", "name"), "id", "left_anti").count()
     cached.groupBy("name").agg(F.count_if(F.col("amount").isNull()), F.avg("amount")).collect()
     cached.unpersist()
-    current_version(spark, location)
 
 
 def _stop_and_wait(spark: SparkSession) -> None:

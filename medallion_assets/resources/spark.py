@@ -55,7 +55,13 @@ def _remember_delta_jars(session: SparkSession) -> None:
 
 
 def _start(builder: SparkSession.Builder, java_options: list[str]) -> SparkSession:
-    options = " ".join([LOCAL_SPARK_CONF["spark.driver.extraJavaOptions"], *java_options])
+    options = " ".join(
+        [
+            LOCAL_SPARK_CONF["spark.driver.extraJavaOptions"],
+            os.environ.get("MEDALLION_SPARK_JAVA_OPTIONS", ""),
+            *java_options,
+        ]
+    )
     return builder.config("spark.driver.extraJavaOptions", options).getOrCreate()
 
 
