@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +69,13 @@ class JobRun:
 @dataclass
 class StatusFault:
     status: int
+    remaining: int
+    path_contains: str
+
+
+@dataclass
+class ResponseDelay:
+    seconds: float
     remaining: int
     path_contains: str
 
@@ -142,8 +150,12 @@ class DatabricksEmulator:
         self.jobs: dict[int, dict[str, Any]] = {}
         self.runs: dict[int, JobRun] = {}
         self.task_runs: dict[int, TaskRun] = {}
+        # run-now's idempotency tokens: a repeated token names the run it started, never a new one.
+        self.runs_by_token: dict[str, int] = {}
+        self._submissions = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.faults: list[StatusFault] = []
+        self.delays: list[ResponseDelay] = []
         self.injected: Counter[int] = Counter()
         self.hang_tasks: set[str] = set()
         self.fail_tasks: dict[str, str] = {}
@@ -179,6 +191,18 @@ class DatabricksEmulator:
     # faults -----------------------------------------------------------------------------------
     def inject_status(self, status: int, times: int, path_contains: str = "") -> None:
         self.faults.append(StatusFault(status, times, path_contains))
+
+    def delay_responses(self, seconds: float, times: int, path_contains: str = "") -> None:
+        """Handle the next matching requests at once but answer them only after `seconds`: a slow network."""
+        self.delays.append(ResponseDelay(seconds, times, path_contains))
+
+    def _take_delay(self, path: str) -> float:
+        with self._lock:
+            for delay in self.delays:
+                if delay.remaining > 0 and delay.path_contains in path:
+                    delay.remaining -= 1
+                    return delay.seconds
+        return 0.0
 
     def _take_fault(self, path: str) -> int | None:
         with self._lock:
@@ -372,9 +396,15 @@ class DatabricksEmulator:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", f"unknown task keys in only: {only}")
             parameters = {p["name"]: p.get("default", "") for p in settings.get("parameters", [])}
             parameters.update(request.get("job_parameters") or {})
-            run = self._start_run(
-                int(request["job_id"]), _in_dependency_order(tasks), parameters, settings.get("environments", [])
-            )
+            token = request.get("idempotency_token")
+            with self._submissions:
+                if token in self.runs_by_token:
+                    return 200, {"run_id": self.runs_by_token[token], "number_in_job": self.runs_by_token[token]}
+                run = self._start_run(
+                    int(request["job_id"]), _in_dependency_order(tasks), parameters, settings.get("environments", [])
+                )
+                if token:
+                    self.runs_by_token[token] = run.run_id
             return 200, {"run_id": run.run_id, "number_in_job": run.run_id}
         if (method, path) == ("POST", "/api/2.2/jobs/runs/submit"):
             request = payload()
@@ -517,7 +547,12 @@ class DatabricksEmulator:
                 except ApiError as error:
                     self._send(error.status, {"error_code": error.error_code, "message": error.message})
                     return
-                self._send(status, result)
+                delay = emulator._take_delay(path)
+                if delay:
+                    time.sleep(delay)
+                # A client that gave up while its answer was delayed has closed the connection.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self._send(status, result)
 
             def _send(self, status: int, result: Any, headers: dict[str, str] | None = None) -> None:
                 raw = result if isinstance(result, bytes) else b"" if result is None else json.dumps(result).encode()

@@ -172,9 +172,15 @@ def test_landing_sensors_watch_the_volume_through_the_files_api(workspace) -> No
     assert emulator.calls["GET /api/2.0/fs/directories"] > listed_before
 
 
-def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("interrupted", ["while_polling", "while_run_now_is_in_flight"])
+def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_path: Path, interrupted: str) -> None:
     emulator, root = workspace
     emulator.hang_tasks.add("bronze_planes")
+    if interrupted == "while_run_now_is_in_flight":
+        # The workspace starts the run at once, but its id reaches Dagster only after the interrupt.
+        emulator.delay_responses(60, times=1, path_contains="/jobs/run-now")
+    submitted_before = emulator.calls["POST /api/2.2/jobs/run-now"]
+    earlier = set(emulator.runs)
     script = tmp_path / "launch.py"
     script.write_text(
         textwrap.dedent(
@@ -196,7 +202,11 @@ def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_pa
     )
     process = subprocess.Popen([sys.executable, str(script)], env=os.environ.copy())
     try:
-        hanging = lambda: [r for r in emulator.runs.values() if r.tasks[0].task_key == "bronze_planes"]  # noqa: E731
+        hanging = lambda: [  # noqa: E731
+            r
+            for r in list(emulator.runs.values())
+            if r.run_id not in earlier and r.tasks[0].task_key == "bronze_planes"
+        ]
         assert wait_for(lambda: hanging() and hanging()[0].life_cycle_state == "RUNNING", timeout=120)
         process.send_signal(signal.SIGINT)
         process.wait(timeout=120)
@@ -204,6 +214,8 @@ def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_pa
         assert wait_for(lambda: run.life_cycle_state == "TERMINATED", timeout=30)
         assert run.result_state == "CANCELED" and run.cancel.is_set()
         assert len(hanging()) == 1  # the interrupt is not retried into a fresh Databricks run
+        # The cancel repeats run-now with the run's idempotency token, which names the run without starting one.
+        assert emulator.calls["POST /api/2.2/jobs/run-now"] == submitted_before + 2
     finally:
         process.kill()
         emulator.hang_tasks.discard("bronze_planes")

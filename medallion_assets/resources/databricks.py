@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from functools import cached_property
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import (
     AssetExecutionContext,
@@ -148,17 +149,30 @@ class DatabricksCompute(ComputeTarget):
             extras={"partition_start": window.start.isoformat(), "partition_end": last_day},
         ) as session:
             bootstrap = session.get_bootstrap_cli_arguments()
-            run_id = self.client.jobs.run_now(
-                job_id=job_id,
-                only=[task_key(table.key)],
-                job_parameters={
+            submission: dict[str, Any] = {
+                "job_id": job_id,
+                "only": [task_key(table.key)],
+                "job_parameters": {
                     "partition_start": window.start.isoformat(),
                     "partition_end": last_day,
                     "dagster_pipes_context": bootstrap["--dagster-pipes-context"],
                     "dagster_pipes_messages": bootstrap["--dagster-pipes-messages"],
                 },
-            ).bind()["run_id"]
-            run = self._wait(context, run_id)
+                # The same token names the same run: a repeated run-now never starts a second one.
+                "idempotency_token": uuid.uuid4().hex,
+            }
+            try:
+                run_id = self.client.jobs.run_now(**submission).bind()["run_id"]
+                run = self._wait(run_id)
+            except DagsterExecutionInterruptedError as interrupt:
+                # An interrupt can land while run-now is in flight, after the workspace started the run but before
+                # its id came back. Repeating run-now with the token finds that run, so it is cancelled either way.
+                run_id = self.client.jobs.run_now(**submission).bind()["run_id"]
+                context.log.info(f"run interrupted: cancelling Databricks run {run_id}")
+                self.client.jobs.cancel_run(run_id)
+                raise DatabricksRunCancelled(
+                    f"cancelled Databricks run {run_id} because the Dagster run was interrupted"
+                ) from interrupt
             context.log.info(
                 f"Databricks run {run.run_page_url} ended: {run.state.result_state if run.state else None}"
             )
@@ -168,20 +182,13 @@ class DatabricksCompute(ComputeTarget):
             metadata["databricks_run_url"] = MetadataValue.url(run.run_page_url)
         return PipesClientCompletedInvocation(session, metadata=metadata).get_materialize_result()
 
-    def _wait(self, context: AssetExecutionContext, run_id: int) -> Run:
-        try:
-            while True:
-                run = self.client.jobs.get_run(run_id)
-                state = run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else ""
-                if state in TERMINAL_STATES:
-                    return run
-                time.sleep(self.poll_interval_seconds)
-        except DagsterExecutionInterruptedError as interrupt:
-            context.log.info(f"run interrupted: cancelling Databricks run {run_id}")
-            self.client.jobs.cancel_run(run_id)
-            raise DatabricksRunCancelled(
-                f"cancelled Databricks run {run_id} because the Dagster run was interrupted"
-            ) from interrupt
+    def _wait(self, run_id: int) -> Run:
+        while True:
+            run = self.client.jobs.get_run(run_id)
+            state = run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else ""
+            if state in TERMINAL_STATES:
+                return run
+            time.sleep(self.poll_interval_seconds)
 
     def _raise_unless_succeeded(self, run: Run) -> None:
         result = run.state.result_state.value if run.state and run.state.result_state else ""
