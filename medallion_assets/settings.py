@@ -18,3 +18,13 @@ def compute_target_name() -> str:
     if target not in ("local", "databricks"):
         raise ValueError(f"MEDALLION_TARGET must be 'local' or 'databricks', not {target!r}")
     return target
+
+
+def switch(name: str, default: bool) -> bool:
+    """An on/off setting: on, 1, true or yes turn it on; off, 0, false or no turn it off; else its default."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in {"on", "1", "true", "yes"}:
+        return True
+    if value in {"off", "0", "false", "no"}:
+        return False
+    return default

@@ -67,15 +67,10 @@ class JobRun:
 
 
 @dataclass
-class StatusFault:
-    status: int
-    remaining: int
-    path_contains: str
+class Injection:
+    """A status code or an answer delay for the next `remaining` requests whose path contains `path_contains`."""
 
-
-@dataclass
-class ResponseDelay:
-    seconds: float
+    value: float
     remaining: int
     path_contains: str
 
@@ -154,8 +149,8 @@ class DatabricksEmulator:
         self.runs_by_token: dict[str, int] = {}
         self._submissions = threading.Lock()
         self.calls: Counter[str] = Counter()
-        self.faults: list[StatusFault] = []
-        self.delays: list[ResponseDelay] = []
+        self.faults: list[Injection] = []
+        self.delays: list[Injection] = []
         self.injected: Counter[int] = Counter()
         self.hang_tasks: set[str] = set()
         self.fail_tasks: dict[str, str] = {}
@@ -190,28 +185,26 @@ class DatabricksEmulator:
 
     # faults -----------------------------------------------------------------------------------
     def inject_status(self, status: int, times: int, path_contains: str = "") -> None:
-        self.faults.append(StatusFault(status, times, path_contains))
+        self.faults.append(Injection(status, times, path_contains))
 
     def delay_responses(self, seconds: float, times: int, path_contains: str = "") -> None:
         """Handle the next matching requests at once but answer them only after `seconds`: a slow network."""
-        self.delays.append(ResponseDelay(seconds, times, path_contains))
+        self.delays.append(Injection(seconds, times, path_contains))
 
-    def _take_delay(self, path: str) -> float:
+    def _take(self, injections: list[Injection], path: str) -> float | None:
         with self._lock:
-            for delay in self.delays:
-                if delay.remaining > 0 and delay.path_contains in path:
-                    delay.remaining -= 1
-                    return delay.seconds
-        return 0.0
+            for injection in injections:
+                if injection.remaining > 0 and injection.path_contains in path:
+                    injection.remaining -= 1
+                    return injection.value
+        return None
 
     def _take_fault(self, path: str) -> int | None:
-        with self._lock:
-            for fault in self.faults:
-                if fault.remaining > 0 and fault.path_contains in path:
-                    fault.remaining -= 1
-                    self.injected[fault.status] += 1
-                    return fault.status
-        return None
+        status = self._take(self.faults, path)
+        if status is None:
+            return None
+        self.injected[int(status)] += 1
+        return int(status)
 
     # bundle deploy ----------------------------------------------------------------------------
     def deploy_bundle(self, bundle_file: Path, target: str, variables: dict[str, str]) -> dict[str, int]:
@@ -547,7 +540,7 @@ class DatabricksEmulator:
                 except ApiError as error:
                     self._send(error.status, {"error_code": error.error_code, "message": error.message})
                     return
-                delay = emulator._take_delay(path)
+                delay = emulator._take(emulator.delays, path)
                 if delay:
                     time.sleep(delay)
                 # A client that gave up while its answer was delayed has closed the connection.

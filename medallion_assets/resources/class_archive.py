@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medallion_assets.settings import switch
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -55,7 +57,7 @@ def archive_file() -> Path | None:
 
 
 def enabled() -> bool:
-    return os.environ.get(SETTING, "on").strip().lower() not in {"off", "0", "false", "no"}
+    return switch(SETTING, default=True)
 
 
 def java_options() -> list[str]:

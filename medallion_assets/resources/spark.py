@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medallion_assets.resources import class_archive
+from medallion_assets.settings import switch
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -35,10 +36,6 @@ INTERPRETED_SPARK_CONF: dict[str, str] = {
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
-
-
-def _codegen_enabled() -> bool:
-    return os.environ.get("MEDALLION_SPARK_CODEGEN", "off").strip().lower() in {"on", "1", "true", "yes"}
 
 
 def _jar_cache_file() -> Path:
@@ -94,7 +91,10 @@ def local_spark_session(shuffle_partitions: int | None = None) -> SparkSession:
             .config("spark.default.parallelism", str(partitions))
             .config("spark.driver.memory", os.environ.get("MEDALLION_SPARK_DRIVER_MEMORY", "2g"))
         )
-        for key, value in {**LOCAL_SPARK_CONF, **({} if _codegen_enabled() else INTERPRETED_SPARK_CONF)}.items():
+        for key, value in {
+            **LOCAL_SPARK_CONF,
+            **({} if switch("MEDALLION_SPARK_CODEGEN", default=False) else INTERPRETED_SPARK_CONF),
+        }.items():
             builder = builder.config(key, value)
         # The first start resolves Delta from Maven Central into the Ivy cache; later starts (every
         # test process, every emulated Databricks task) reuse the resolved jars and skip resolution.
