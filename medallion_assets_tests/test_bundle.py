@@ -15,7 +15,9 @@ from medallion_assets.bundle import render, task_key
 from medallion_assets.definitions import defs
 
 REPO = Path(__file__).resolve().parents[1]
+# A copy travels with the repository, so a bare clone validates against the same official schema.
 SCHEMA_CANDIDATES = [
+    REPO / ".ci/databricks-bundle-schema.json",
     REPO.parent / "shared/databricks-bundle-schema.json",
     REPO / "../shared/databricks-bundle-schema.json",
 ]
