@@ -10,7 +10,7 @@ import pytest
 
 from medallion_assets.domains import flights
 from medallion_assets.domains.flights.landing import AIRPORTS, FLIGHTS, _package_csv
-from medallion_assets.framework.bronze_ingest import MissingLanding
+from medallion_assets.framework.errors import MissingLanding
 from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow

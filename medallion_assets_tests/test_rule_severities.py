@@ -9,7 +9,8 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 import pytest
 
-from medallion_assets.framework.execution import FailedRules, run_table
+from medallion_assets.framework.errors import FailedRules
+from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import evaluate_contract

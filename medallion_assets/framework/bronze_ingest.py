@@ -11,6 +11,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from medallion_assets.framework.errors import MissingLanding
 from medallion_assets.framework.lakehouse import Lakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import LandingSource
@@ -29,10 +30,6 @@ AUDIT_COLUMNS: tuple[str, ...] = (
 UTF8 = "UTF-8"
 # Every byte decodes in Latin-1, so a non-UTF-8 file is still landed byte for byte and can be re-read.
 FALLBACK_ENCODING = "ISO-8859-1"
-
-
-class MissingLanding(RuntimeError):
-    """A day of a daily feed has no landing folder at all."""
 
 
 @dataclass(frozen=True)

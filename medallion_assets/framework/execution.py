@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.framework import bronze_ingest
 from medallion_assets.framework.delta_io import read_window, write_window
+from medallion_assets.framework.errors import FailedRules, MissingUpstream
 from medallion_assets.framework.lakehouse import Lakehouse
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
@@ -34,18 +35,6 @@ from medallion_assets.framework.table import ForeignKey, Rule, TableDeclaration,
 
 SOURCE_STRUCT = "_source"
 MISSING_MARKERS = ("NA", "")
-
-
-class TableBuildError(RuntimeError):
-    """A materialization that must stop, with a message that says why and what to do."""
-
-
-class MissingUpstream(TableBuildError):
-    pass
-
-
-class FailedRules(TableBuildError):
-    pass
 
 
 @dataclass

@@ -7,7 +7,8 @@ import pyspark.sql.types as T
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.framework.execution import TableBuildError, TransformContext
+from medallion_assets.framework.errors import TableBuildError
+from medallion_assets.framework.execution import TransformContext
 from medallion_assets.framework.table import Rule, Scd2, TableDeclaration, TableKey, TransformFn, Upstream
 
 OWNER = "team:data-platform"

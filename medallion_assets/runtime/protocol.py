@@ -1,0 +1,43 @@
+"""The contract between the bundle, Dagster's Databricks target and the task entry point.
+
+Each name here is spoken by more than one side: the bundle declares the job parameters and tags, Dagster
+sets the parameters and finds jobs by the tags, the entry point reads the parameters and reports its
+failures in the structured message below. No side spells one of these strings itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+PACKAGE: Final = "medallion_assets"
+ENTRY_POINT: Final = "medallion-run"
+
+# Job parameters: set by Dagster on run-now, passed to the task as `{{job.parameters.<name>}}`.
+PARTITION_START: Final = "partition_start"
+PARTITION_END: Final = "partition_end"
+PIPES_CONTEXT: Final = "dagster_pipes_context"
+PIPES_MESSAGES: Final = "dagster_pipes_messages"
+JOB_PARAMETERS: Final = (PARTITION_START, PARTITION_END, PIPES_CONTEXT, PIPES_MESSAGES)
+
+# Job tags: how Dagster finds the job a `databricks bundle deploy` created for it.
+DOMAIN_TAG: Final = "medallion_domain"
+COMPUTE_TAG: Final = "medallion_compute"
+TARGET_TAG: Final = "medallion_target"
+
+Compute = Literal["serverless", "classic"]
+COMPUTES: Final[tuple[Compute, ...]] = ("serverless", "classic")
+PIPES_TRANSPORT_OF: Final[dict[Compute, str]] = {"serverless": "volumes", "classic": "dbfs"}
+
+# The Pipes custom message a failing task sends before it raises: what failed, and whether a retry can help.
+FAILURE_MESSAGE: Final = "medallion_failure"
+
+
+def failure_message(error: BaseException, *, retryable: bool) -> dict[str, Any]:
+    return {FAILURE_MESSAGE: {"error_class": type(error).__name__, "message": str(error), "retryable": retryable}}
+
+
+def parse_failure_message(payload: Any) -> dict[str, Any] | None:
+    """The failure a task reported, or None when `payload` is some other custom message."""
+    if isinstance(payload, dict) and isinstance(payload.get(FAILURE_MESSAGE), dict):
+        return payload[FAILURE_MESSAGE]
+    return None
