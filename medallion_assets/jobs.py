@@ -13,8 +13,10 @@ ALL_TABLES_JOB = "all_tables"
 
 def partition_range_tags(window: PartitionWindow) -> dict[str, str]:
     """Tags that make one run cover every day of `window` (a single-run backfill)."""
-    last = list(window.days())[-1]
-    return {ASSET_PARTITION_RANGE_START_TAG: window.start.isoformat(), ASSET_PARTITION_RANGE_END_TAG: last.isoformat()}
+    return {
+        ASSET_PARTITION_RANGE_START_TAG: window.start.isoformat(),
+        ASSET_PARTITION_RANGE_END_TAG: window.last_day.isoformat(),
+    }
 
 
 all_tables_job = define_asset_job(

@@ -5,8 +5,8 @@ development-mode name prefix), and really executes each run's `python_wheel_task
 package's entry point runs on the driver of an emulated cluster (`emulated_driver`), a process whose local
 Spark and Delta session stays up between tasks, as a running cluster's does. Volumes are the local
 filesystem (a Volume path is a local path), and DBFS lives under the emulator's root. Faults can be
-injected on demand: HTTP 429/503 responses, tasks that fail with a given error, and tasks that hang until
-cancelled.
+injected on demand: HTTP 429/503 responses, tasks that fail with a given error, tasks that hang until
+cancelled, and tasks whose driver dies under them.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import yaml
 JOB_PARAMETER = re.compile(r"\{\{job\.parameters\.([A-Za-z0-9_]+)\}\}")
 FILES_PREFIX = re.compile(r"^(/api/2.0/fs/(?:files|directories)).*")
 BUNDLE_VARIABLE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
+BUNDLE_REFERENCE = re.compile(r"\$\{((?:bundle|workspace)\.[A-Za-z0-9_.]+)\}")
 
 
 class ApiError(Exception):
@@ -51,6 +52,7 @@ class TaskRun:
     life_cycle_state: str = "PENDING"
     result_state: str | None = None
     error: str | None = None
+    error_trace: str | None = None
     log_path: Path | None = None
 
 
@@ -101,8 +103,10 @@ class ClusterDriver:
         self._replies = os.fdopen(replies, "r")
         self._ready = False
 
-    def run(self, entry_point: str, name: str, parameters: list[str], log: Path, cancel: threading.Event) -> int | None:
-        """The task's exit code, or None when `cancel` was set before it finished."""
+    def run(
+        self, entry_point: str, name: str, parameters: list[str], log: Path, cancel: threading.Event
+    ) -> dict[str, Any] | None:
+        """The task's outcome (exit code, error, trace), or None when `cancel` was set before it finished."""
         if not self._ready:
             if self._reply(cancel) is None:
                 return None
@@ -111,8 +115,7 @@ class ClusterDriver:
         request = {"entry_point": entry_point, "name": name, "parameters": parameters, "log": str(log)}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        reply = self._reply(cancel)
-        return None if reply is None else int(reply["exit_code"])
+        return self._reply(cancel)
 
     def _reply(self, cancel: threading.Event) -> dict[str, Any] | None:
         while not cancel.is_set():
@@ -123,6 +126,10 @@ class ClusterDriver:
                     raise DriverLost(f"the cluster driver exited with status {self.process.wait()}; see {self.log}")
                 return json.loads(line)
         return None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
 
     def stop(self) -> None:
         for stop_signal in (signal.SIGTERM, signal.SIGKILL):
@@ -154,6 +161,8 @@ class DatabricksEmulator:
         self.injected: Counter[int] = Counter()
         self.hang_tasks: set[str] = set()
         self.fail_tasks: dict[str, str] = {}
+        # Tasks whose driver process is killed while they run, as when a cluster loses its driver.
+        self.crash_tasks: set[str] = set()
         self._drivers: list[ClusterDriver] = []
         self._idle_drivers: list[ClusterDriver] = []
         self._driver_count = 0
@@ -218,9 +227,18 @@ class DatabricksEmulator:
             raise ValueError(f"undefined bundle variables: {sorted(unknown)}")
         values.update(variables)
 
+        short_name = self.user.split("@")[0]
+        references = {
+            "bundle.name": document["bundle"]["name"],
+            "bundle.target": target,
+            "workspace.current_user.userName": self.user,
+            "workspace.current_user.short_name": short_name,
+        }
+
         def resolve(node: Any) -> Any:
             if isinstance(node, str):
-                return BUNDLE_VARIABLE.sub(lambda m: str(values[m.group(1)]), node)
+                node = BUNDLE_VARIABLE.sub(lambda m: str(values[m.group(1)]), node)
+                return BUNDLE_REFERENCE.sub(lambda m: references[m.group(1)], node)
             if isinstance(node, list):
                 return [resolve(item) for item in node]
             if isinstance(node, dict):
@@ -232,7 +250,9 @@ class DatabricksEmulator:
         for name, job in document["resources"]["jobs"].items():
             settings = resolve(job)
             if target_config.get("mode") == "development":
-                settings["name"] = f"[dev {self.user.split('@')[0]}] {settings['name']}"
+                # As the CLI's development mode does: a per-user name prefix and a `dev` tag.
+                settings["name"] = f"[dev {short_name}] {settings['name']}"
+                settings["tags"] = {**settings.get("tags", {}), "dev": short_name}
                 if "schedule" in settings:
                     settings["schedule"]["pause_status"] = "PAUSED"
             created[name] = self._create_job(settings)
@@ -301,22 +321,24 @@ class DatabricksEmulator:
         log_dir.mkdir(parents=True, exist_ok=True)
         task_run.log_path = log_dir / f"{task_run.task_key}.log"
         driver = self._acquire_driver()
+        if task_run.task_key in self.crash_tasks:
+            threading.Timer(1.0, driver.kill).start()
         try:
-            exit_code = driver.run(entry_point.value, entry_point.name, parameters, task_run.log_path, run.cancel)
+            outcome = driver.run(entry_point.value, entry_point.name, parameters, task_run.log_path, run.cancel)
         except DriverLost as lost:
             driver.stop()
             task_run.life_cycle_state, task_run.result_state = "INTERNAL_ERROR", "FAILED"
             task_run.error = str(lost)
             return
-        if exit_code is None:  # cancelled: the driver was restarted, as Databricks does to stop a task
+        if outcome is None:  # cancelled: the driver was restarted, as Databricks does to stop a task
             driver.stop()
             task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
             return
         self._release_driver(driver)
         task_run.life_cycle_state = "TERMINATED"
-        task_run.result_state = "SUCCESS" if exit_code == 0 else "FAILED"
-        if exit_code != 0:
-            task_run.error = _error_line(task_run.log_path.read_text())
+        task_run.result_state = "SUCCESS" if outcome["exit_code"] == 0 else "FAILED"
+        task_run.error = outcome.get("error")
+        task_run.error_trace = outcome.get("error_trace")
 
     # the cluster ------------------------------------------------------------------------------
     def _acquire_driver(self) -> ClusterDriver:
@@ -371,6 +393,8 @@ class DatabricksEmulator:
             return self._directories(method, "/" + path.removeprefix("/api/2.0/fs/directories/"))
         if path.startswith("/api/2.0/dbfs/"):
             return self._dbfs(path.removeprefix("/api/2.0/dbfs/"), query, payload() if method == "POST" else query)
+        if (method, path) == ("GET", "/api/2.0/preview/scim/v2/Me"):
+            return 200, {"userName": self.user, "id": "1", "active": True}
         if (method, path) == ("GET", "/api/2.2/jobs/list"):
             jobs = list(self.jobs.values())
             if "name" in query:
@@ -413,7 +437,10 @@ class DatabricksEmulator:
             if task_run is None:
                 raise ApiError(400, "INVALID_PARAMETER_VALUE", "get-output takes the run id of a task")
             logs = task_run.log_path.read_text()[-5000:] if task_run.log_path and task_run.log_path.exists() else ""
-            return 200, {"error": task_run.error, "logs": logs, "metadata": {"run_id": task_run.run_id}}
+            output = {"logs": logs, "metadata": {"run_id": task_run.run_id}}
+            if task_run.error:
+                output.update(error=task_run.error, error_trace=task_run.error_trace or "")
+            return 200, output
         if (method, path) == ("POST", "/api/2.2/jobs/runs/cancel"):
             run = self.runs[int(payload()["run_id"])]
             run.cancel.set()
@@ -592,9 +619,3 @@ def _in_dependency_order(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ordered.extend(ready)
         placed.update(t["task_key"] for t in ready)
     return ordered
-
-
-def _error_line(log: str) -> str:
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    explicit = [line for line in lines if line.startswith("medallion-run:")]
-    return (explicit or lines or ["task failed without output"])[-1][:2000]

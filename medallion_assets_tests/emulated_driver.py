@@ -5,9 +5,13 @@ log4j writes to the driver log rather than to the task's output. This process do
 the session once, with its own and the JVM's output in the driver log, and then executes one
 `python_wheel_task` entry point at a time, with the task's stdout and stderr in the task's log.
 
+It launches an entry point the way a `python_wheel_task` does: it calls it and ignores what it returns
+(the Databricks CLI's wheel trampoline runs `entry.load()()`). Only an exception or a non-zero SystemExit
+fails the task, and then the task's error is the exception's last traceback line, its trace the traceback.
+
 Protocol: one JSON request per line on stdin, `{"entry_point": "module:attr", "name": ..., "parameters":
 [...], "log": path}`; one JSON reply per line on the file descriptor given as the first argument,
-`{"exit_code": n}`. The first reply, `{"ready": true}`, says the session is up.
+`{"exit_code": n, "error": ..., "error_trace": ...}`. The first reply, `{"ready": true}`, says the session is up.
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ def exit_code(value: Any) -> int:
     return 1
 
 
+def failed(code: int, error: BaseException) -> dict[str, Any]:
+    trace = "".join(traceback.format_exception(error))
+    print(trace, file=sys.stderr, end="")
+    return {"exit_code": code, "error": traceback.format_exception_only(error)[-1].strip(), "error_trace": trace}
+
+
 def forget_the_previous_task() -> None:
     """Databricks gives every task a Python process of its own; here the Python state of the last task goes.
 
@@ -62,28 +72,37 @@ def forget_the_previous_task() -> None:
     PipesContext._instance = None
 
 
-def run_task(request: dict[str, Any]) -> int:
+def run_task(request: dict[str, Any]) -> dict[str, Any]:
     module, _, attribute = request["entry_point"].partition(":")
     forget_the_previous_task()
     with output_to(request["log"]):
         sys.argv = [request["name"], *request["parameters"]]
         try:
-            return exit_code(getattr(importlib.import_module(module), attribute)())
+            getattr(importlib.import_module(module), attribute)()  # its return value is ignored, as on Databricks
         except SystemExit as stop:
-            return exit_code(stop.code)
-        except BaseException:  # the task's crash is its result, not the driver's
-            traceback.print_exc()
-            return 1
+            code = exit_code(stop.code)
+            return failed(code, stop) if code else {"exit_code": 0}
+        except BaseException as error:  # the task's crash is its result, not the driver's
+            return failed(1, error)
+        return {"exit_code": 0}
+
+
+# Functions (`module:function`, comma-separated) a test has the driver call before any task, e.g. to declare
+# a test-only domain, as a wheel built with that domain would have it.
+PRELOAD = "EMULATED_DRIVER_PRELOAD"
 
 
 def serve(replies: int) -> None:
     from medallion_assets.resources.spark import runtime_spark_session
 
+    for function in filter(None, os.environ.get(PRELOAD, "").split(",")):
+        module, _, name = function.partition(":")
+        getattr(importlib.import_module(module), name)()
     runtime_spark_session().range(1).count()
     with os.fdopen(replies, "w", buffering=1) as channel:
         channel.write(json.dumps({"ready": True}) + "\n")
         for line in sys.stdin:
-            channel.write(json.dumps({"exit_code": run_task(json.loads(line))}) + "\n")
+            channel.write(json.dumps(run_task(json.loads(line))) + "\n")
 
 
 if __name__ == "__main__":

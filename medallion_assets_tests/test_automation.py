@@ -28,8 +28,7 @@ from dagster._core.events import AssetMaterializationPlannedData
 from dagster._core.utils import make_new_run_id
 
 from medallion_assets.automation import FOLLOWS_UPSTREAM, landing_sensor
-from medallion_assets.definitions import defs
-from medallion_assets.domains import flights
+from medallion_assets.definitions import defs, partitions
 from medallion_assets.domains.flights.landing import AIRLINES
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.resources.compute import LocalSparkCompute
@@ -49,7 +48,7 @@ def land(home: Path, day: str, content: str = "carrier,name\nAA,American Airline
 
 
 def evaluate(home: Path, cursor: str | None = None, instance: DagsterInstance | None = None):
-    sensor = landing_sensor(AIRLINES, flights.PARTITIONS)
+    sensor = landing_sensor(AIRLINES, partitions)
     with contextlib.ExitStack() as stack:
         instance = instance or stack.enter_context(DagsterInstance.ephemeral())
         context = build_sensor_context(

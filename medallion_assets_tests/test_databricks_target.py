@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -11,27 +12,34 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 from dagster import (
     AssetKey,
     AssetMaterialization,
     AssetSelection,
     DagsterEventType,
     DagsterInstance,
+    Failure,
     SkipReason,
     build_sensor_context,
     materialize,
 )
 
 from medallion_assets.automation import landing_sensor
-from medallion_assets.definitions import table_assets
-from medallion_assets.domains import flights
+from medallion_assets.bundle import bundle_document
+from medallion_assets.definitions import partitions, table_assets
+from medallion_assets.domains import DOMAIN_OF
 from medallion_assets.domains.flights.landing import FLIGHTS, stage
+from medallion_assets.framework.asset_factory import build_assets
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.jobs import partition_range_tags
 from medallion_assets.resources.compute import LocalSparkCompute
 from medallion_assets.resources.databricks import DatabricksCompute
+from medallion_assets.runtime.protocol import COMPUTE_TAG, TARGET_TAG
+from medallion_assets_tests import remote_test_domain as meters
 from medallion_assets_tests.databricks_emulator import DatabricksEmulator
+from medallion_assets_tests.emulated_driver import PRELOAD
 from medallion_assets_tests.support import check_evaluations, materialization_metadata, sorted_rows, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,18 +54,34 @@ def workspace(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("databricks")
     landing = root / "Volumes/main/landing/files"
     stage(landing, WINDOW, progress=False)
-    task_env = {"MEDALLION_SHUFFLE_PARTITIONS": "2", "MEDALLION_SPARK_MASTER": "local[2]"}
+    task_env = {
+        "MEDALLION_SHUFFLE_PARTITIONS": "2",
+        "MEDALLION_SPARK_MASTER": "local[2]",
+        PRELOAD: "medallion_assets_tests.remote_test_domain:register",
+    }
+    variables = {
+        "landing_volume": str(landing),
+        "pipes_volume": str(root / "Volumes/main/dagster/pipes"),
+        "table_root": str(root / "external"),
+    }
+    meters_bundle = root / "meters.yml"
+    meters_bundle.write_text(yaml.safe_dump(bundle_document({meters.DOMAIN: meters.TABLES})))
     with DatabricksEmulator(root, token=TOKEN, task_env=task_env) as emulator:
+        emulator.deploy_bundle(REPO / "databricks.yml", target="dev", variables=variables)
+        # Production jobs in the same workspace carry the same domain and compute tags; Dagster must not pick them.
         emulator.deploy_bundle(
-            REPO / "databricks.yml",
-            target="dev",
-            variables={
-                "landing_volume": str(landing),
-                "pipes_volume": str(root / "Volumes/main/dagster/pipes"),
-                "table_root": str(root / "external"),
-            },
+            REPO / "databricks.yml", target="prod", variables={**variables, "service_principal": "sp-1"}
         )
+        emulator.deploy_bundle(meters_bundle, target="dev", variables=variables)
         yield emulator, root
+
+
+@pytest.fixture
+def meters_domain(monkeypatch: pytest.MonkeyPatch):
+    """The test-only meters domain, known to this process for the length of one test."""
+    for table in meters.TABLES:
+        monkeypatch.setitem(DOMAIN_OF, table.key, meters.DOMAIN)
+    return build_assets(meters.TABLES, partitions)
 
 
 def databricks_target(emulator: DatabricksEmulator, root: Path) -> DatabricksCompute:
@@ -70,9 +94,9 @@ def databricks_target(emulator: DatabricksEmulator, root: Path) -> DatabricksCom
     )
 
 
-def run_chain(compute, selection, window: PartitionWindow = WINDOW, raise_on_error: bool = True):
+def run_chain(compute, selection, window: PartitionWindow = WINDOW, raise_on_error: bool = True, assets=None):
     return materialize(
-        table_assets,
+        table_assets if assets is None else assets,
         resources={"compute": compute},
         selection=selection,
         tags=partition_range_tags(window),
@@ -127,6 +151,129 @@ def test_a_remote_failure_shows_the_remote_error_in_dagster(workspace) -> None:
     assert len(emulator.runs) == launched_before + 1  # a data error is not retried
 
 
+def _materialized(result, key: AssetKey) -> bool:
+    return any(event.is_step_materialization and event.asset_key == key for event in result.all_events)
+
+
+def _remote_runs_of(emulator: DatabricksEmulator, task: str, after: set[int]) -> list:
+    return [run for run in emulator.runs.values() if run.run_id not in after and run.tasks[0].task_key == task]
+
+
+def _land_meter_readings(root: Path, day: date, lines: str) -> None:
+    folder = root / "Volumes/main/landing/files" / meters.SOURCE.name / day.isoformat()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "readings.csv").write_text("meter,kwh\n" + lines)
+
+
+def test_a_remote_fail_rule_fails_the_step_without_a_materialization(workspace, meters_domain) -> None:
+    emulator, root = workspace
+    day = date(2013, 1, 5)
+    _land_meter_readings(root, day, "M1,10\nM2,-3\nM3,7\n")
+    earlier = set(emulator.runs)
+    silver = AssetKey(["silver", "meter_readings"])
+    result = run_chain(
+        databricks_target(emulator, root),
+        [AssetKey(["bronze", "meter_readings"]), silver],
+        PartitionWindow.single_day(day),
+        raise_on_error=False,
+        assets=meters_domain,
+    )
+    assert _materialized(result, AssetKey(["bronze", "meter_readings"])) and not _materialized(result, silver)
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "FailedRules" in message and "kwh_not_negative (1 rows)" in message
+    (run,) = _remote_runs_of(emulator, "silver_meter_readings", earlier)  # a data error is not retried
+    assert run.result_state == "FAILED"
+    assert "FailedRules" in run.tasks[0].error and "Traceback" in run.tasks[0].error_trace
+
+
+def test_a_remote_failed_blocking_check_fails_the_step_without_a_materialization(workspace) -> None:
+    emulator, root = workspace
+    day = date(2013, 1, 7)
+    landing = root / "Volumes/main/landing/files"
+    stage(landing, PartitionWindow.single_day(day), progress=False)
+    # Upstream renamed a column: bronze keeps the file as received, silver's source_schema check must fail.
+    (weather_file,) = (landing / "weather" / day.isoformat()).glob("*.csv")
+    header, body = weather_file.read_text().split("\n", 1)
+    weather_file.write_text(header.replace("temp", "temperature_f", 1) + "\n" + body)
+    earlier = set(emulator.runs)
+    silver = AssetKey(["silver", "weather"])
+    result = run_chain(
+        databricks_target(emulator, root),
+        [AssetKey(["bronze", "weather"]), silver],
+        PartitionWindow.single_day(day),
+        raise_on_error=False,
+    )
+    assert _materialized(result, AssetKey(["bronze", "weather"])) and not _materialized(result, silver)
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    message = failure.step_failure_data.user_failure_data.description
+    assert "BlockingChecksFailed" in message and "source_schema" in message and "temp" in message
+    (run,) = _remote_runs_of(emulator, "silver_weather", earlier)
+    assert run.result_state == "FAILED"
+
+
+def test_a_remote_crash_is_retried_and_never_recorded_as_a_materialization(workspace) -> None:
+    emulator, root = workspace
+    emulator.crash_tasks.add("gold_dim_date")
+    earlier = set(emulator.runs)
+    try:
+        result = run_chain(databricks_target(emulator, root), [AssetKey(["gold", "dim_date"])], raise_on_error=False)
+    finally:
+        emulator.crash_tasks.clear()
+    assert not _materialized(result, AssetKey(["gold", "dim_date"]))
+    runs = _remote_runs_of(emulator, "gold_dim_date", earlier)
+    # The task never reported why, so the crash may be transient: the RetryPolicy's two retries ran.
+    assert len(runs) == 3 and all(run.tasks[0].life_cycle_state == "INTERNAL_ERROR" for run in runs)
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "the cluster driver exited" in failure.step_failure_data.user_failure_data.description
+
+
+def test_dagster_triggers_the_job_of_its_own_target_and_compute(workspace) -> None:
+    emulator, root = workspace
+    job = databricks_target(emulator, root).deployed_job("flights")
+    settings = emulator.jobs[job.job_id]["settings"]
+    assert settings["name"].startswith("[dev ") and settings["tags"][TARGET_TAG] == "dev"
+    assert settings["tags"][COMPUTE_TAG] == "serverless"
+    prod = databricks_target(emulator, root).model_copy(update={"bundle_target": "prod", "compute": "classic"})
+    prod_job = prod.deployed_job("flights")
+    assert emulator.jobs[prod_job.job_id]["settings"]["tags"][TARGET_TAG] == "prod"
+    assert job.timeout_of("bronze_flights") <= job.timeout_seconds
+
+
+def test_another_users_dev_job_is_never_picked_and_ambiguity_names_the_candidates(workspace) -> None:
+    emulator, root = workspace
+    mine = databricks_target(emulator, root).deployed_job("flights")
+    theirs = emulator._create_job(emulator.jobs[mine.job_id]["settings"] | {"name": "[dev other] medallion_flights"})
+    emulator.jobs[theirs]["creator_user_name"] = "other@example.com"
+    try:
+        assert databricks_target(emulator, root).deployed_job("flights").job_id == mine.job_id
+        second = emulator._create_job(emulator.jobs[mine.job_id]["settings"])
+        try:
+            with pytest.raises(Failure, match=rf"found 2 Databricks jobs.*{mine.job_id}.*{second}"):
+                databricks_target(emulator, root).deployed_job("flights")
+        finally:
+            del emulator.jobs[second]
+    finally:
+        del emulator.jobs[theirs]
+
+
+def test_a_run_past_its_deadline_is_cancelled_and_fails(workspace) -> None:
+    emulator, root = workspace
+    compute = databricks_target(emulator, root).model_copy(update={"start_grace_seconds": 1.0})
+    job = compute.deployed_job("flights")
+    compute._jobs["flights"] = dataclasses.replace(job, task_timeouts={"bronze_planes": 1.0})
+    emulator.hang_tasks.add("bronze_planes")
+    earlier = set(emulator.runs)
+    try:
+        result = run_chain(compute, [AssetKey(["bronze", "planes"])], raise_on_error=False)
+    finally:
+        emulator.hang_tasks.discard("bronze_planes")
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "did not end within 1 s" in failure.step_failure_data.user_failure_data.description
+    (run,) = _remote_runs_of(emulator, "bronze_planes", earlier)  # a deadline is not retried
+    assert wait_for(lambda: run.result_state == "CANCELED", timeout=30)
+
+
 def test_an_infrastructure_failure_is_retried_then_reports_its_error(workspace) -> None:
     emulator, root = workspace
     emulator.fail_tasks["gold_dim_date"] = "ClusterTerminated: the driver was lost"
@@ -154,7 +301,7 @@ def test_landing_sensors_watch_the_volume_through_the_files_api(workspace) -> No
     emulator, root = workspace
     landing = root / "Volumes/main/landing/files"
     compute = databricks_target(emulator, root)
-    sensor = landing_sensor(FLIGHTS, flights.PARTITIONS)
+    sensor = landing_sensor(FLIGHTS, partitions)
     with DagsterInstance.ephemeral() as instance:
         # The remote bronze run fingerprints the Volume through its FUSE mount; the sensor, through the
         # Files API. They must agree, or every ingested day would be ingested again.
@@ -190,6 +337,7 @@ def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_pa
             from medallion_assets.framework.partitions import PartitionWindow
             from medallion_assets.jobs import partition_range_tags
             from medallion_assets.resources.databricks import DatabricksCompute
+from medallion_assets.runtime.protocol import COMPUTE_TAG, TARGET_TAG
 
             compute = DatabricksCompute(host={emulator.host!r}, token={TOKEN!r},
                                         pipes_volume={str(root / "Volumes/main/dagster/pipes")!r},

@@ -7,8 +7,7 @@ import sys
 
 from dagster import AssetKey, DailyPartitionsDefinition, TableSchema
 
-from medallion_assets.definitions import defs
-from medallion_assets.domains import flights
+from medallion_assets.definitions import defs, partitions
 
 EXPECTED_KEYS = {
     *(("bronze", t) for t in ("flights", "weather", "airlines", "airports", "planes")),
@@ -50,7 +49,7 @@ def test_every_table_is_an_asset_with_partitions_kinds_owner_schema_and_checks()
         node = graph.get(key)
         spec = defs.resolve_assets_def(key).specs_by_key[key]
         assert isinstance(node.partitions_def, DailyPartitionsDefinition)
-        assert node.partitions_def == flights.PARTITIONS
+        assert node.partitions_def == partitions
         assert node.partitions_def.get_first_partition_key() == "2013-01-01"
         assert node.partitions_def.get_last_partition_key() == "2013-12-31"
         assert spec.group_name == key.path[0]

@@ -5,3 +5,5 @@ from medallion_assets.framework.table import TableDeclaration, TableKey
 
 DOMAINS = {"flights": flights}
 CATALOG: dict[TableKey, TableDeclaration] = {table.key: table for domain in DOMAINS.values() for table in domain.TABLES}
+# The domain whose bundle job runs a table's task.
+DOMAIN_OF: dict[TableKey, str] = {table.key: name for name, domain in DOMAINS.items() for table in domain.TABLES}

@@ -13,6 +13,7 @@ from dagster import (
     AutomationCondition,
     BackfillPolicy,
     Backoff,
+    DailyPartitionsDefinition,
     Jitter,
     MaterializeResult,
     PartitionsDefinition,
@@ -40,6 +41,11 @@ CHECK_DESCRIPTIONS = {
     "source_schema": "Landed files carry the expected columns; extra columns warn as drift.",
     "reconciliation": "Nothing lost: rows in = rows out + quarantined + duplicates dropped.",
 }
+
+
+def daily_partitions(days: PartitionWindow) -> DailyPartitionsDefinition:
+    """One Dagster partition per day of the span a domain declares."""
+    return DailyPartitionsDefinition(start_date=days.start.isoformat(), end_date=days.end.isoformat())
 
 
 def column_schema(table: TableDeclaration) -> TableSchema:

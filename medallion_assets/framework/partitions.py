@@ -56,6 +56,11 @@ class PartitionWindow:
             day += timedelta(days=1)
 
     @property
+    def last_day(self) -> date:
+        """The window's last day, inclusive: what a partition range ends on."""
+        return self.end - timedelta(days=1)
+
+    @property
     def day_count(self) -> int:
         return (self.end - self.start).days
 
@@ -68,5 +73,6 @@ class PartitionWindow:
         return f"`{column}` >= DATE'{self.start.isoformat()}' AND `{column}` < DATE'{self.end.isoformat()}'"
 
     def __str__(self) -> str:
-        last = self.end - timedelta(days=1)
-        return self.start.isoformat() if last == self.start else f"{self.start.isoformat()}..{last.isoformat()}"
+        if self.last_day == self.start:
+            return self.start.isoformat()
+        return f"{self.start.isoformat()}..{self.last_day.isoformat()}"

@@ -5,20 +5,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from dagster import AssetExecutionContext, ConfigurableResource, Failure, MaterializeResult
-from pyspark.errors import AnalysisException
 
-from medallion_assets.framework.bronze_ingest import MissingLanding
-from medallion_assets.framework.execution import TableBuildError, TableCatalog, run_table
+from medallion_assets.framework.errors import is_data_error
+from medallion_assets.framework.execution import TableCatalog, run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.landing import LandingListing, LocalLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.reporting import to_materialize_result
 from medallion_assets.framework.table import TableDeclaration
-
-# Errors in the data or its landing: a retry cannot fix them, so they fail once with their message.
-DATA_ERRORS: tuple[type[Exception], ...] = (TableBuildError, MissingLanding)
-# Deterministic errors of the query itself; a retry would fail the same way.
-DETERMINISTIC_ERRORS: tuple[type[Exception], ...] = (*DATA_ERRORS, AnalysisException)
 
 
 class ComputeTarget(ConfigurableResource, ABC):
@@ -58,6 +52,9 @@ class LocalSparkCompute(ComputeTarget):
             report = run_table(
                 local_spark_session(), PathLakehouse(self.home), table, catalog, window, run_id=context.run_id
             )
-        except DETERMINISTIC_ERRORS as error:
+        except Exception as error:
+            if not is_data_error(error):
+                raise
+            # Errors in the data, its landing or the query: a retry cannot fix them, so they fail once.
             raise Failure(description=str(error), allow_retries=False) from None
         return to_materialize_result(report)

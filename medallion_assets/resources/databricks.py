@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from dagster import (
     AssetExecutionContext,
@@ -21,19 +22,35 @@ from dagster import (
 )
 from pydantic import PrivateAttr
 
-from medallion_assets.bundle import JOB_TAG, task_key
+from medallion_assets.bundle import task_key
 from medallion_assets.framework.execution import TableCatalog
 from medallion_assets.framework.landing import LandingListing, VolumeLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableDeclaration
 from medallion_assets.resources.compute import ComputeTarget
+from medallion_assets.runtime import protocol
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
-    from databricks.sdk.service.jobs import Run
+    from databricks.sdk.service.jobs import BaseJob, Run
 
 TERMINAL_STATES = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}
-ENTRYPOINT_ERROR_PREFIX = "medallion-run:"
+# The wall time of the last Databricks run of an asset: the next launch waits about as long before it polls.
+RUN_SECONDS = "databricks_run_seconds"
+# A deployed job without timeout_seconds is still waited for no longer than this.
+DEFAULT_RUN_TIMEOUT_S = 4 * 3600.0
+FIRST_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class DeployedJob:
+    job_id: int
+    name: str
+    timeout_seconds: float
+    task_timeouts: dict[str, float]
+
+    def timeout_of(self, task: str) -> float:
+        return self.task_timeouts.get(task, self.timeout_seconds)
 
 
 class RemoteRunFailed(Failure):
@@ -59,12 +76,16 @@ class DatabricksCompute(ComputeTarget):
     host: str | None = None
     token: str | None = None
     profile: str | None = None
-    domain: str = "flights"
+    # The bundle target and the compute variant whose job this Dagster deployment triggers.
+    bundle_target: str = "dev"
+    compute: protocol.Compute = "serverless"
     pipes_volume: str = "/Volumes/main/dagster/pipes"
     landing_volume: str = "/Volumes/main/landing/files"
-    pipes_transport: Literal["volumes", "dbfs"] = "volumes"
-    poll_interval_seconds: float = 5.0
-    _job_ids: dict[str, int] = PrivateAttr(default_factory=dict)
+    # The longest wait between two polls of a run; polling starts faster and backs off to this.
+    poll_interval_seconds: float = 10.0
+    # Queueing and compute start come on top of the deployed task's timeout_seconds.
+    start_grace_seconds: float = 900.0
+    _jobs: dict[str, DeployedJob] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> DatabricksCompute:
@@ -74,8 +95,9 @@ class DatabricksCompute(ComputeTarget):
             profile=os.environ.get("DATABRICKS_CONFIG_PROFILE"),
             pipes_volume=os.environ.get("MEDALLION_PIPES_VOLUME", "/Volumes/main/dagster/pipes"),
             landing_volume=os.environ.get("MEDALLION_LANDING_VOLUME", "/Volumes/main/landing/files"),
-            pipes_transport=os.environ.get("MEDALLION_PIPES_TRANSPORT", "volumes"),  # type: ignore[arg-type]
-            poll_interval_seconds=float(os.environ.get("MEDALLION_DATABRICKS_POLL_SECONDS", "5")),
+            bundle_target=os.environ.get("MEDALLION_DATABRICKS_TARGET", "dev"),
+            compute=os.environ.get("MEDALLION_DATABRICKS_COMPUTE", "serverless"),  # type: ignore[arg-type]
+            poll_interval_seconds=float(os.environ.get("MEDALLION_DATABRICKS_POLL_SECONDS", "10")),
         )
 
     @cached_property
@@ -89,21 +111,55 @@ class DatabricksCompute(ComputeTarget):
     def landing(self) -> LandingListing:
         return VolumeLanding(self.client, self.landing_volume.rstrip("/"))
 
-    def deployed_job_id(self) -> int:
-        """The job that `databricks bundle deploy` created for this domain, found by its tag."""
-        if self.domain not in self._job_ids:
-            for job in self.client.jobs.list():
-                tags = (job.settings.tags or {}) if job.settings else {}
-                if tags.get(JOB_TAG) == self.domain:
-                    self._job_ids[self.domain] = int(job.job_id)
-                    break
-            else:
+    @property
+    def pipes_transport(self) -> str:
+        return protocol.PIPES_TRANSPORT_OF[self.compute]
+
+    def deployed_job(self, domain: str) -> DeployedJob:
+        """The job `databricks bundle deploy` created for this domain, target and compute, found by its tags.
+
+        Several users' development deployments carry the same tags; among them the caller's own is the one.
+        """
+        if domain not in self._jobs:
+            wanted = {
+                protocol.DOMAIN_TAG: domain,
+                protocol.COMPUTE_TAG: self.compute,
+                protocol.TARGET_TAG: self.bundle_target,
+            }
+            candidates = [job for job in self.client.jobs.list(expand_tasks=True) if _tags_match(job, wanted)]
+            if len(candidates) > 1:
+                me = self.client.current_user.me().user_name
+                candidates = [job for job in candidates if job.creator_user_name == me] or candidates
+            if len(candidates) != 1:
+                described = ", ".join(
+                    f"{job.job_id} ({job.settings.name if job.settings else '?'}, by {job.creator_user_name})"
+                    for job in candidates
+                )
+                tags = " ".join(f"{key}={value}" for key, value in wanted.items())
                 raise Failure(
-                    description=f"no Databricks job tagged {JOB_TAG}={self.domain}: run "
-                    "`databricks bundle deploy` for this workspace first",
+                    description=(
+                        f"found {len(candidates)} Databricks jobs tagged {tags}"
+                        + (f": {described}; remove the stale deployments" if candidates else "")
+                        + f". Run `databricks bundle deploy -t {self.bundle_target}` for this workspace, and set "
+                        "MEDALLION_DATABRICKS_TARGET and MEDALLION_DATABRICKS_COMPUTE to the target and compute "
+                        "Dagster should trigger."
+                    ),
                     allow_retries=False,
                 )
-        return self._job_ids[self.domain]
+            (job,) = candidates
+            settings = job.settings
+            job_timeout = float((settings.timeout_seconds if settings else None) or DEFAULT_RUN_TIMEOUT_S)
+            self._jobs[domain] = DeployedJob(
+                job_id=int(job.job_id or 0),
+                name=(settings.name if settings else None) or "",
+                timeout_seconds=job_timeout,
+                task_timeouts={
+                    task.task_key: min(float(task.timeout_seconds), job_timeout)
+                    for task in (settings.tasks if settings else None) or []
+                    if task.timeout_seconds
+                },
+            )
+        return self._jobs[domain]
 
     def _pipes_channel(self) -> tuple[object, object]:
         from dagster_databricks.pipes import (
@@ -114,11 +170,20 @@ class DatabricksCompute(ComputeTarget):
         )
 
         if self.pipes_transport == "dbfs":
-            return PipesDbfsContextInjector(client=self.client), PipesDbfsMessageReader(client=self.client)
+            return (
+                PipesDbfsContextInjector(client=self.client),
+                PipesDbfsMessageReader(
+                    client=self.client, interval=protocol.MESSAGE_CHUNK_SECONDS, include_stdio_in_messages=False
+                ),
+            )
         return (
             PipesUnityCatalogVolumesContextInjector(client=self.client, volume_path=self.pipes_volume),
             PipesUnityCatalogVolumesMessageReader(
-                client=self.client, volume_path=self.pipes_volume, interval=min(self.poll_interval_seconds, 10)
+                client=self.client,
+                volume_path=self.pipes_volume,
+                interval=protocol.MESSAGE_CHUNK_SECONDS,
+                # The task's output stays in its Databricks log; Pipes carries only the results.
+                include_stdio_in_messages=False,
             ),
         )
 
@@ -131,8 +196,10 @@ class DatabricksCompute(ComputeTarget):
     ) -> MaterializeResult:
         from databricks.sdk.errors import PermissionDenied, Unauthenticated
 
+        from medallion_assets.domains import DOMAIN_OF
+
         try:
-            job_id = self.deployed_job_id()
+            job = self.deployed_job(DOMAIN_OF[table.key])
         except (Unauthenticated, PermissionDenied) as error:
             # Credentials do not heal by retrying; say which workspace refused, never the token.
             raise Failure(
@@ -140,30 +207,31 @@ class DatabricksCompute(ComputeTarget):
                 allow_retries=False,
             ) from None
         injector, reader = self._pipes_channel()
-        last_day = list(window.days())[-1].isoformat()
+        first, last = window.start.isoformat(), window.last_day.isoformat()
         # Pipes gives the remote side no time window for range runs, so the window travels explicitly.
         with open_pipes_session(
             context=context,
             context_injector=injector,
             message_reader=reader,
-            extras={"partition_start": window.start.isoformat(), "partition_end": last_day},
+            extras={protocol.PARTITION_START: first, protocol.PARTITION_END: last},
         ) as session:
             bootstrap = session.get_bootstrap_cli_arguments()
             submission: dict[str, Any] = {
-                "job_id": job_id,
+                "job_id": job.job_id,
                 "only": [task_key(table.key)],
                 "job_parameters": {
-                    "partition_start": window.start.isoformat(),
-                    "partition_end": last_day,
-                    "dagster_pipes_context": bootstrap["--dagster-pipes-context"],
-                    "dagster_pipes_messages": bootstrap["--dagster-pipes-messages"],
+                    protocol.PARTITION_START: first,
+                    protocol.PARTITION_END: last,
+                    protocol.PIPES_CONTEXT: bootstrap["--dagster-pipes-context"],
+                    protocol.PIPES_MESSAGES: bootstrap["--dagster-pipes-messages"],
                 },
                 # The same token names the same run: a repeated run-now never starts a second one.
                 "idempotency_token": uuid.uuid4().hex,
             }
+            launched = time.monotonic()
             try:
                 run_id = self.client.jobs.run_now(**submission).bind()["run_id"]
-                run = self._wait(run_id)
+                run = self._wait(run_id, job, task_key(table.key), expected_seconds=_last_run_seconds(context))
             except DagsterExecutionInterruptedError as interrupt:
                 # An interrupt can land while run-now is in flight, after the workspace started the run but before
                 # its id came back. Repeating run-now with the token finds that run, so it is cancelled either way.
@@ -173,38 +241,80 @@ class DatabricksCompute(ComputeTarget):
                 raise DatabricksRunCancelled(
                     f"cancelled Databricks run {run_id} because the Dagster run was interrupted"
                 ) from interrupt
+            run_seconds = round(time.monotonic() - launched, 3)
             context.log.info(
                 f"Databricks run {run.run_page_url} ended: {run.state.result_state if run.state else None}"
             )
-            self._raise_unless_succeeded(run)
-        metadata = {"databricks_run_id": str(run_id)}
+        # The session has closed, so every message the task sent, its failure report included, has been read.
+        self._raise_unless_succeeded(run, session.get_custom_messages())
+        metadata: dict[str, Any] = {"databricks_run_id": str(run_id), RUN_SECONDS: run_seconds}
         if run.run_page_url:
             metadata["databricks_run_url"] = MetadataValue.url(run.run_page_url)
         return PipesClientCompletedInvocation(session, metadata=metadata).get_materialize_result()
 
-    def _wait(self, run_id: int) -> Run:
+    def _wait(self, run_id: int, job: DeployedJob, task: str, expected_seconds: float | None) -> Run:
+        """Poll the run until it ends, within the task's own timeout plus time to queue and start compute.
+
+        The first poll comes when the last run of the same asset ended, or soon; then the wait between polls
+        doubles up to `poll_interval_seconds`, so a short run is seen ending quickly and a long one costs
+        few calls.
+        """
+        timeout = job.timeout_of(task)
+        deadline = time.monotonic() + timeout + self.start_grace_seconds
+        pause = max(FIRST_POLL_S, 0.9 * expected_seconds) if expected_seconds else FIRST_POLL_S
         while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.client.jobs.cancel_run(run_id)
+                raise Failure(
+                    description=(
+                        f"Databricks run {run_id} of {job.name} ({task}) did not end within {timeout:.0f} s "
+                        f"(its timeout_seconds) plus {self.start_grace_seconds:.0f} s to start; it has been cancelled"
+                    ),
+                    allow_retries=False,
+                )
+            time.sleep(min(pause, remaining))
             run = self.client.jobs.get_run(run_id)
             state = run.state.life_cycle_state.value if run.state and run.state.life_cycle_state else ""
             if state in TERMINAL_STATES:
                 return run
-            time.sleep(self.poll_interval_seconds)
+            pause = FIRST_POLL_S if pause > self.poll_interval_seconds else min(pause * 2, self.poll_interval_seconds)
 
-    def _raise_unless_succeeded(self, run: Run) -> None:
+    def _raise_unless_succeeded(self, run: Run, custom_messages: Any) -> None:
         result = run.state.result_state.value if run.state and run.state.result_state else ""
         if result == "SUCCESS":
             return
-        errors = []
-        for task in run.tasks or []:
-            output = self.client.jobs.get_run_output(task.run_id)
-            if output.error:
-                errors.append(f"{task.task_key}: {output.error}")
-        message = "; ".join(errors) or (run.state.state_message if run.state else "") or "no error message"
-        # medallion-run prefixes the data and contract errors it raises; anything else (a lost cluster,
-        # an internal error) may be transient and is left to the asset's RetryPolicy.
-        from_our_data_checks = ENTRYPOINT_ERROR_PREFIX in message
+        reported = next(
+            (failure for failure in map(protocol.parse_failure_message, custom_messages or []) if failure), None
+        )
+        if reported is not None:
+            message = f"{reported['error_class']}: {reported['message']}"
+            # The task judged its own failure: a data or contract error fails the same way again.
+            retryable = bool(reported["retryable"])
+        else:
+            errors = []
+            for task in run.tasks or []:
+                output = self.client.jobs.get_run_output(task.run_id)
+                if output.error:
+                    errors.append(f"{task.task_key}: {output.error}")
+            message = "; ".join(errors) or (run.state.state_message if run.state else "") or "no error message"
+            # The task never reported: it did not start, or its compute was lost. That may be transient.
+            retryable = result != "CANCELED"
         raise RemoteRunFailed(
             description=f"Databricks run {run.run_id} ({result or 'no result'}) failed: {message}",
             metadata={"databricks_run_url": MetadataValue.url(run.run_page_url or ""), "remote_error": message},
-            allow_retries=not from_our_data_checks and result != "CANCELED",
+            allow_retries=retryable,
         )
+
+
+def _tags_match(job: BaseJob, wanted: dict[str, str]) -> bool:
+    tags = (job.settings.tags or {}) if job.settings else {}
+    return all(tags.get(key) == value for key, value in wanted.items())
+
+
+def _last_run_seconds(context: AssetExecutionContext) -> float | None:
+    """How long the asset's last Databricks run took, from its latest materialization."""
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    materialization = event.asset_materialization if event else None
+    value = materialization.metadata.get(RUN_SECONDS) if materialization else None
+    return float(value.value) if value is not None and isinstance(value.value, int | float) else None

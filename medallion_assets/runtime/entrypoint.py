@@ -11,16 +11,26 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
+from medallion_assets.framework.errors import BlockingChecksFailed, TableBuildError, is_data_error
 from medallion_assets.framework.lakehouse import Lakehouse, PathLakehouse, UnityCatalogLakehouse
-from medallion_assets.framework.partitions import InvalidPartitionKey, PartitionWindow, parse_partition_key
+from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableKey
+from medallion_assets.runtime import protocol
 
-PIPES_TRANSPORTS = ("volumes", "dbfs")
+if TYPE_CHECKING:
+    from medallion_assets.framework.execution import TableRunReport
+
+PIPES_TRANSPORTS = tuple(sorted(set(protocol.PIPES_TRANSPORT_OF.values())))
+
+
+class UnknownTable(TableBuildError):
+    """The task names a table no domain declares: the bundle and the installed wheel disagree."""
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="medallion-run", description=__doc__)
+    parser = argparse.ArgumentParser(prog=protocol.ENTRY_POINT, description=__doc__)
     parser.add_argument("--table", required=True, help="layer/name, e.g. silver/flights")
     parser.add_argument("--partition-start", default="", help="first day; empty means yesterday (UTC)")
     parser.add_argument("--partition-end", default="", help="last day, inclusive; empty means the first day")
@@ -38,11 +48,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def partition_window(args: argparse.Namespace) -> PartitionWindow:
     if not args.partition_start:
-        yesterday = datetime.now(UTC).date() - timedelta(days=1)
-        return PartitionWindow.single_day(yesterday)
-    first = parse_partition_key(args.partition_start)
-    last = parse_partition_key(args.partition_end) if args.partition_end else first
-    return PartitionWindow(first, last + timedelta(days=1))
+        return PartitionWindow.single_day(datetime.now(UTC).date() - timedelta(days=1))
+    return PartitionWindow.for_keys(args.partition_start, args.partition_end or args.partition_start)
 
 
 def lakehouse_for(args: argparse.Namespace) -> Lakehouse:
@@ -50,6 +57,16 @@ def lakehouse_for(args: argparse.Namespace) -> Lakehouse:
         return PathLakehouse(home=args.table_root, landing=args.landing_root)
     schemas = {"bronze": args.bronze_schema, "silver": args.silver_schema, "gold": args.gold_schema}
     return UnityCatalogLakehouse(catalog=args.catalog, landing_volume=args.landing_root, schemas=schemas)
+
+
+def table_key(name: str) -> TableKey:
+    from medallion_assets.domains import CATALOG
+
+    layer, _, table = name.partition("/")
+    key = TableKey(layer, table)  # type: ignore[arg-type]
+    if key not in CATALOG:
+        raise UnknownTable(f"unknown table {name!r}; this wheel declares: {', '.join(map(str, CATALOG))}")
+    return key
 
 
 def _pipes_components(transport: str) -> tuple[object, object]:
@@ -60,57 +77,60 @@ def _pipes_components(transport: str) -> tuple[object, object]:
         PipesUnityCatalogVolumesMessageWriter,
     )
 
+    # Chunks go up every MESSAGE_CHUNK_SECONDS and once more at the end: a short build sends one chunk, and
+    # Dagster reads it with one call instead of polling for many small ones.
     if transport == "dbfs":
-        return PipesDbfsContextLoader(), PipesDbfsMessageWriter()
-    return PipesUnityCatalogVolumesContextLoader(), PipesUnityCatalogVolumesMessageWriter()
+        return PipesDbfsContextLoader(), PipesDbfsMessageWriter(interval=protocol.MESSAGE_CHUNK_SECONDS)
+    return (
+        PipesUnityCatalogVolumesContextLoader(),
+        PipesUnityCatalogVolumesMessageWriter(interval=protocol.MESSAGE_CHUNK_SECONDS),
+    )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build one table. Raises on every failure.
+
+    A python_wheel_task calls the entry point and ignores what it returns; only an exception or a
+    non-zero SystemExit fails the task (Databricks: "Python wheel task", and the CLI's wheel trampoline
+    calls `entry.load()()`). So nothing here reports a failure by return value.
+    """
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    from medallion_assets.resources.compute import DATA_ERRORS
-
-    try:
-        window = partition_window(args)
-        layer, _, name = args.table.partition("/")
-        key = TableKey(layer, name)  # type: ignore[arg-type]
-    except InvalidPartitionKey as error:
-        print(f"medallion-run: {error}", file=sys.stderr)
-        return 2
-    try:
-        if args.dagster_pipes_context:
-            run_with_pipes(args, key, window)
-        else:
-            report = run_standalone(args, key, window)
-            failed = [check.name for check in report.checks if not check.passed and check.severity == "ERROR"]
-            if failed:
-                print(f"medallion-run: {key} {window}: blocking checks failed: {', '.join(failed)}", file=sys.stderr)
-                return 1
-    except DATA_ERRORS as error:
-        print(f"medallion-run: {error}", file=sys.stderr)
-        return 1
-    return 0
+    window = partition_window(args)
+    key = table_key(args.table)
+    if args.dagster_pipes_context:
+        run_with_pipes(args, key, window)
+    else:
+        run_standalone(args, key, window)
 
 
-def _build(args: argparse.Namespace, key: TableKey, window: PartitionWindow, run_id: str):
+def _build(args: argparse.Namespace, key: TableKey, window: PartitionWindow, run_id: str) -> TableRunReport:
     from medallion_assets.domains import CATALOG
     from medallion_assets.framework.execution import run_table
     from medallion_assets.resources.spark import runtime_spark_session
 
-    if key not in CATALOG:
-        raise SystemExit(f"medallion-run: unknown table {key}; known: {', '.join(map(str, CATALOG))}")
     return run_table(runtime_spark_session(), lakehouse_for(args), CATALOG[key], CATALOG, window, run_id=run_id)
 
 
-def run_standalone(args: argparse.Namespace, key: TableKey, window: PartitionWindow):
+def _raise_on_failed_blocking_checks(report: TableRunReport) -> None:
+    failed = [check for check in report.checks if not check.passed and check.severity == "ERROR"]
+    if failed:
+        raise BlockingChecksFailed(
+            f"{report.table} {report.window}: blocking checks failed: "
+            + "; ".join(f"{check.name} {check.metadata}" for check in failed)
+        )
+
+
+def run_standalone(args: argparse.Namespace, key: TableKey, window: PartitionWindow) -> TableRunReport:
     report = _build(args, key, window, run_id=f"databricks-{datetime.now(UTC):%Y%m%dT%H%M%S}")
-    print(f"medallion-run: {key} {window}: {report.metadata}")
+    print(f"{protocol.ENTRY_POINT}: {key} {window}: {report.metadata}")
+    _raise_on_failed_blocking_checks(report)
     return report
 
 
 def run_with_pipes(args: argparse.Namespace, key: TableKey, window: PartitionWindow) -> None:
     from dagster_pipes import PipesMappingParamsLoader, open_dagster_pipes
 
-    from medallion_assets.framework.reporting_pipes import report_over_pipes
+    from medallion_assets.runtime.reporting_pipes import report_checks_over_pipes, report_materialization_over_pipes
 
     context_loader, message_writer = _pipes_components(args.pipes_transport)
     params = PipesMappingParamsLoader(
@@ -120,9 +140,17 @@ def run_with_pipes(args: argparse.Namespace, key: TableKey, window: PartitionWin
         context_loader=context_loader, message_writer=message_writer, params_loader=params
     ) as pipes:
         pipes.log.info(f"building {key} for {window} on Databricks")
-        report = _build(args, key, window, run_id=pipes.run_id)
-        report_over_pipes(pipes, report)
+        try:
+            report = _build(args, key, window, run_id=pipes.run_id)
+            report_checks_over_pipes(pipes, report)
+            _raise_on_failed_blocking_checks(report)
+            report_materialization_over_pipes(pipes, report)
+        except Exception as error:
+            # The task fails by raising; this message tells Dagster, in a structure and not in log text,
+            # whether the same input would fail the same way again.
+            pipes.report_custom_message(protocol.failure_message(error, retryable=not is_data_error(error)))
+            raise
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -28,6 +28,10 @@ Compute = Literal["serverless", "classic"]
 COMPUTES: Final[tuple[Compute, ...]] = ("serverless", "classic")
 PIPES_TRANSPORT_OF: Final[dict[Compute, str]] = {"serverless": "volumes", "classic": "dbfs"}
 
+# How often a task uploads a chunk of Pipes messages, and how often Dagster looks for one while the run lasts.
+# Every chunk costs an upload and a download; a build shorter than this sends a single chunk when it ends.
+MESSAGE_CHUNK_SECONDS: Final = 30.0
+
 # The Pipes custom message a failing task sends before it raises: what failed, and whether a retry can help.
 FAILURE_MESSAGE: Final = "medallion_failure"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, SensorResult, build_sensor_context
 
 from medallion_assets.automation import landing_sensor
-from medallion_assets.domains import flights
+from medallion_assets.definitions import partitions
 from medallion_assets.domains.flights.landing import FLIGHTS, stage
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    sensor = landing_sensor(FLIGHTS, flights.PARTITIONS)
+    sensor = landing_sensor(FLIGHTS, partitions)
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)
         window = PartitionWindow(FIRST_DAY, FIRST_DAY + timedelta(days=args.days))

@@ -23,7 +23,7 @@ def _pipes_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-def report_over_pipes(pipes: Any, report: TableRunReport) -> None:
+def report_checks_over_pipes(pipes: Any, report: TableRunReport) -> None:
     asset_key = "/".join(report.table.path)
     for outcome in report.checks:
         pipes.report_asset_check(
@@ -33,4 +33,7 @@ def report_over_pipes(pipes: Any, report: TableRunReport) -> None:
             metadata=_pipes_metadata(outcome.metadata),
             asset_key=asset_key,
         )
-    pipes.report_asset_materialization(metadata=_pipes_metadata(report.metadata), asset_key=asset_key)
+
+
+def report_materialization_over_pipes(pipes: Any, report: TableRunReport) -> None:
+    pipes.report_asset_materialization(metadata=_pipes_metadata(report.metadata), asset_key="/".join(report.table.path))
