@@ -35,12 +35,13 @@ WHEEL_ARTIFACT: Final = "medallion_wheel"
 # root-level databricks.yml, so the wheel is ./dist (the CLI template's ../dist is for resources/*.yml).
 WHEEL: Final = "./dist/*.whl"
 
-# Serverless environment version 5 (GA since February 2026): Python 3.12, inside our
-# requires-python (>=3.11,<3.13), and a Databricks Connect 18 client, i.e. Spark Connect of
-# Spark 4.1 (Databricks Runtime 18), the closest to the pyspark 4.2 the local path tests with.
-# Version 4 (Python 3.12, Databricks Connect 17.2, Spark 4.0) would also run our Spark 4 code but
-# pins an older client; versions 2 and 3 (Databricks Connect 15.4 and 16.4) are Spark 3.5 clients.
-# An environment version pins the client API only; Databricks upgrades the server side on its own.
+# Serverless environment version 5 (GA since February 2026): Python 3.12, inside our requires-python
+# (>=3.11,<3.13), paired with the Databricks Connect 18 client, i.e. Spark Connect of Spark 4.1
+# (Databricks Runtime 18), the closest to the pyspark 4.2 the local path tests with, and the longest
+# support window (three years from release). Version 4 (Python 3.12, Databricks Connect 17.2, Spark 4.0)
+# would run our Spark 4 code too but pins an older client; versions 2 and 3 (Databricks Connect 15.4 and
+# 16.4) are Spark 3.5 clients, and 2 is the only Python 3.11 one. The version pins the client API only;
+# Databricks upgrades the server side on its own. The CLI's own templates moved to 5 (databricks/cli#6378).
 # https://docs.databricks.com/aws/en/release-notes/serverless/environment-version/
 SERVERLESS_ENVIRONMENT_VERSION: Final = "5"
 
@@ -49,8 +50,9 @@ SERVERLESS_ENVIRONMENT_VERSION: Final = "5"
 SCHEDULED_COMPUTE: Final[Compute] = "serverless"
 SCHEDULE: Final = {"quartz_cron_expression": "0 0 6 * * ?", "timezone_id": "UTC", "pause_status": "PAUSED"}
 
-# Deadlines. A long backfill of one table (a year of days in one range run) fits in two hours; a
-# whole-graph run is its tasks in dependency order, so the job's bound is that chain of task bounds.
+# Deadlines, so a stuck run ends on the Databricks side too and Dagster can bound its wait by the deployed
+# value. Two hours leave room for one table's long backfill (many days in one range run); a whole-graph
+# run executes its tasks in dependency order, so the job's bound is its longest chain of task bounds.
 TASK_TIMEOUT_VARIABLE: Final = "task_timeout_seconds"
 JOB_TIMEOUT_VARIABLE: Final = "job_timeout_seconds"
 TASK_TIMEOUT_SECONDS: Final = 7200
