@@ -286,11 +286,28 @@ class DatabricksEmulator:
             if run.cancel.is_set():
                 task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
                 continue
-            self._execute_task(run, task_run, by_key[task_run.task_key], environments)
+            self._execute_with_timeout(run, task_run, by_key[task_run.task_key], environments)
         results = {t.result_state for t in run.tasks}
-        run.result_state = "CANCELED" if "CANCELED" in results else "FAILED" if "FAILED" in results else "SUCCESS"
+        run.result_state = next((r for r in ("TIMEDOUT", "CANCELED", "FAILED") if r in results), "SUCCESS")
         run.state_message = next((t.error for t in run.tasks if t.error), "") or ""
         run.life_cycle_state = "TERMINATED"
+
+    def _execute_with_timeout(self, run: JobRun, task_run: TaskRun, task: dict[str, Any], environments) -> None:
+        """A task that outlives its timeout_seconds is stopped and ends TIMEDOUT, as the Jobs API documents."""
+        timeout = float(task.get("timeout_seconds") or 0)
+        timed_out = threading.Event()
+        timer = threading.Timer(timeout, lambda: (timed_out.set(), run.cancel.set())) if timeout > 0 else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            self._execute_task(run, task_run, task, environments)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if timed_out.is_set() and task_run.result_state == "CANCELED":
+            task_run.result_state = "TIMEDOUT"
+            task_run.error = f"the task did not finish within its timeout_seconds ({timeout:.0f} s)"
 
     def _execute_task(self, run: JobRun, task_run: TaskRun, task: dict[str, Any], environments) -> None:
         task_run.life_cycle_state = "RUNNING"

@@ -257,21 +257,39 @@ def test_another_users_dev_job_is_never_picked_and_ambiguity_names_the_candidate
         del emulator.jobs[theirs]
 
 
-def test_a_run_past_its_deadline_is_cancelled_and_fails(workspace) -> None:
+def test_a_task_past_its_timeout_fails_without_a_retry(workspace) -> None:
     emulator, root = workspace
-    compute = databricks_target(emulator, root).model_copy(update={"start_grace_seconds": 1.0})
-    job = compute.deployed_job("flights")
-    compute._jobs["flights"] = dataclasses.replace(job, task_timeouts={"bronze_planes": 1.0})
+    compute = databricks_target(emulator, root)
+    job_settings = emulator.jobs[compute.deployed_job("flights").job_id]["settings"]
+    task = next(t for t in job_settings["tasks"] if t["task_key"] == "bronze_planes")
+    deployed_timeout = task["timeout_seconds"]
+    task["timeout_seconds"] = 1
     emulator.hang_tasks.add("bronze_planes")
     earlier = set(emulator.runs)
     try:
         result = run_chain(compute, [AssetKey(["bronze", "planes"])], raise_on_error=False)
     finally:
         emulator.hang_tasks.discard("bronze_planes")
+        task["timeout_seconds"] = deployed_timeout
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    assert "did not end within 1 s" in failure.step_failure_data.user_failure_data.description
-    (run,) = _remote_runs_of(emulator, "bronze_planes", earlier)  # a deadline is not retried
-    assert wait_for(lambda: run.result_state == "CANCELED", timeout=30)
+    assert "TIMEDOUT" in failure.step_failure_data.user_failure_data.description
+    (run,) = _remote_runs_of(emulator, "bronze_planes", earlier)  # a timeout would time out again
+    assert run.result_state == "TIMEDOUT"
+
+
+def test_a_run_the_workspace_never_ends_is_cancelled_at_the_client_deadline(workspace) -> None:
+    emulator, root = workspace
+    compute = databricks_target(emulator, root).model_copy(update={"start_grace_seconds": 0.5})
+    job = dataclasses.replace(compute.deployed_job("flights"), task_timeouts={"bronze_planes": 0.5})
+    # No task timeout in the workspace: only Dagster's own deadline can end this wait.
+    emulator.hang_tasks.add("bronze_planes")
+    try:
+        run_id = compute.client.jobs.run_now(job_id=job.job_id, only=["bronze_planes"]).bind()["run_id"]
+        with pytest.raises(Failure, match=r"did not end within 0 s .* it has been cancelled"):
+            compute._wait(run_id, job, "bronze_planes", expected_seconds=None)
+    finally:
+        emulator.hang_tasks.discard("bronze_planes")
+    assert wait_for(lambda: emulator.runs[run_id].result_state == "CANCELED", timeout=30)
 
 
 def test_an_infrastructure_failure_is_retried_then_reports_its_error(workspace) -> None:

@@ -298,8 +298,9 @@ class DatabricksCompute(ComputeTarget):
                 if output.error:
                     errors.append(f"{task.task_key}: {output.error}")
             message = "; ".join(errors) or (run.state.state_message if run.state else "") or "no error message"
-            # The task never reported: it did not start, or its compute was lost. That may be transient.
-            retryable = result != "CANCELED"
+            # The task never reported: it did not start, or its compute was lost. That may be transient; a
+            # cancelled run was stopped on purpose, and one that ran out of time would run out of time again.
+            retryable = result not in ("CANCELED", "TIMEDOUT")
         raise RemoteRunFailed(
             description=f"Databricks run {run.run_id} ({result or 'no result'}) failed: {message}",
             metadata={"databricks_run_url": MetadataValue.url(run.run_page_url or ""), "remote_error": message},
