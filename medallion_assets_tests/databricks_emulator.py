@@ -66,6 +66,9 @@ class JobRun:
     result_state: str | None = None
     state_message: str = ""
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Epoch milliseconds, as the Jobs API reports start_time and end_time.
+    start_time: int = field(default_factory=lambda: int(time.time() * 1000))
+    end_time: int = 0
 
 
 @dataclass
@@ -290,6 +293,7 @@ class DatabricksEmulator:
         results = {t.result_state for t in run.tasks}
         run.result_state = next((r for r in ("TIMEDOUT", "CANCELED", "FAILED") if r in results), "SUCCESS")
         run.state_message = next((t.error for t in run.tasks if t.error), "") or ""
+        run.end_time = int(time.time() * 1000)
         run.life_cycle_state = "TERMINATED"
 
     def _execute_with_timeout(self, run: JobRun, task_run: TaskRun, task: dict[str, Any], environments) -> None:
@@ -386,6 +390,8 @@ class DatabricksEmulator:
                 "state_message": run.state_message,
             },
             "job_parameters": [{"name": k, "value": v} for k, v in run.job_parameters.items()],
+            "start_time": run.start_time,
+            **({"end_time": run.end_time, "run_duration": run.end_time - run.start_time} if run.end_time else {}),
             "tasks": [
                 {
                     "task_key": t.task_key,

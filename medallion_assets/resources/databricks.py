@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from databricks.sdk.service.jobs import BaseJob, Run
 
 TERMINAL_STATES = {"TERMINATED", "SKIPPED", "INTERNAL_ERROR"}
-# The wall time of the last Databricks run of an asset: the next launch waits about as long before it polls.
+# How long the last Databricks run of an asset lasted, by the workspace's clock: the next launch of the asset
+# waits about as long before its first poll.
 RUN_SECONDS = "databricks_run_seconds"
 # A deployed job without timeout_seconds is still waited for no longer than this.
 DEFAULT_RUN_TIMEOUT_S = 4 * 3600.0
@@ -228,7 +229,6 @@ class DatabricksCompute(ComputeTarget):
                 # The same token names the same run: a repeated run-now never starts a second one.
                 "idempotency_token": uuid.uuid4().hex,
             }
-            launched = time.monotonic()
             try:
                 run_id = self.client.jobs.run_now(**submission).bind()["run_id"]
                 run = self._wait(run_id, job, task_key(table.key), expected_seconds=_last_run_seconds(context))
@@ -241,13 +241,14 @@ class DatabricksCompute(ComputeTarget):
                 raise DatabricksRunCancelled(
                     f"cancelled Databricks run {run_id} because the Dagster run was interrupted"
                 ) from interrupt
-            run_seconds = round(time.monotonic() - launched, 3)
             context.log.info(
                 f"Databricks run {run.run_page_url} ended: {run.state.result_state if run.state else None}"
             )
         # The session has closed, so every message the task sent, its failure report included, has been read.
         self._raise_unless_succeeded(run, session.get_custom_messages())
-        metadata: dict[str, Any] = {"databricks_run_id": str(run_id), RUN_SECONDS: run_seconds}
+        metadata: dict[str, Any] = {"databricks_run_id": str(run_id)}
+        if run.run_duration:
+            metadata[RUN_SECONDS] = run.run_duration / 1000
         if run.run_page_url:
             metadata["databricks_run_url"] = MetadataValue.url(run.run_page_url)
         return PipesClientCompletedInvocation(session, metadata=metadata).get_materialize_result()
