@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -26,7 +27,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib.metadata import distribution, entry_points
+from importlib.metadata import Distribution, EntryPoints, distribution, entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -87,13 +88,24 @@ class DriverLost(RuntimeError):
 class ClusterDriver:
     """A warm driver of the emulated cluster (`emulated_driver`): it runs one task at a time."""
 
-    def __init__(self, log: Path, environment: dict[str, str]) -> None:
+    def __init__(self, log: Path, environment: dict[str, str], libraries: Path | None = None) -> None:
         self.log = log
+        self.libraries = libraries
         log.parent.mkdir(parents=True, exist_ok=True)
         replies, reply_writer = os.pipe()
+        if libraries is None:
+            command = [sys.executable, "-m", "medallion_assets_tests.emulated_driver", str(reply_writer)]
+            working_directory = None
+        else:
+            # The task's code comes from the installed wheel alone: the script's own folder and the wheel's are
+            # the first entries of sys.path, and the working directory is not the repository.
+            command = [sys.executable, str(Path(__file__).with_name("emulated_driver.py")), str(reply_writer)]
+            environment = {**environment, "PYTHONPATH": str(libraries)}
+            working_directory = log.parent
         with log.open("ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "medallion_assets_tests.emulated_driver", str(reply_writer)],
+                command,
+                cwd=working_directory,
                 stdin=subprocess.PIPE,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -153,6 +165,9 @@ class DatabricksEmulator:
         self.user = user
         self.task_env = task_env or {}
         self.jobs: dict[int, dict[str, Any]] = {}
+        # The workspace file system (`/Workspace/...`), where `databricks bundle deploy` puts state and artifacts.
+        self.workspace_files: dict[str, bytes] = {}
+        self.workspace_dirs: set[str] = set()
         self.runs: dict[int, JobRun] = {}
         self.task_runs: dict[int, TaskRun] = {}
         # run-now's idempotency tokens: a repeated token names the run it started, never a new one.
@@ -230,7 +245,8 @@ class DatabricksEmulator:
             raise ValueError(f"undefined bundle variables: {sorted(unknown)}")
         values.update(variables)
 
-        short_name = self.user.split("@")[0]
+        # The CLI's short name: the user name's local part, lower case, anything else than letters and digits as _.
+        short_name = re.sub(r"[^a-z0-9]", "_", self.user.split("@")[0].lower())
         references = {
             "bundle.name": document["bundle"]["name"],
             "bundle.target": target,
@@ -333,7 +349,10 @@ class DatabricksEmulator:
             run.cancel.wait()
             task_run.life_cycle_state, task_run.result_state = "TERMINATED", "CANCELED"
             return
-        (entry_point,) = entry_points(group="console_scripts", name=wheel_task["entry_point"])
+        libraries = self._install_libraries(task, environment)
+        # The entry point of the wheel the task installs, or of the package installed here when it names none.
+        installed = entry_points(group="console_scripts") if libraries is None else _wheel_entry_points(libraries)
+        (entry_point,) = installed.select(name=wheel_task["entry_point"])
         parameters = [
             JOB_PARAMETER.sub(lambda m: run.job_parameters.get(m.group(1), ""), p)
             for p in wheel_task.get("parameters", [])
@@ -341,7 +360,7 @@ class DatabricksEmulator:
         log_dir = self.root / "runs" / str(run.run_id)
         log_dir.mkdir(parents=True, exist_ok=True)
         task_run.log_path = log_dir / f"{task_run.task_key}.log"
-        driver = self._acquire_driver()
+        driver = self._acquire_driver(libraries)
         if task_run.task_key in self.crash_tasks:
             threading.Timer(1.0, driver.kill).start()
         try:
@@ -362,15 +381,56 @@ class DatabricksEmulator:
         task_run.error_trace = outcome.get("error_trace")
 
     # the cluster ------------------------------------------------------------------------------
-    def _acquire_driver(self) -> ClusterDriver:
+    def _install_libraries(self, task: dict[str, Any], environment: dict[str, Any] | None) -> Path | None:
+        """Install the task's wheels that were uploaded to the workspace, as the task's compute would.
+
+        Serverless tasks list them in their environment's dependencies, classic tasks in `libraries`. Only
+        the wheel is installed (`--no-deps`): the test's own environment stands for the Databricks Runtime.
+        Returns None when the task names no uploaded wheel; it then runs the package installed here.
+        """
+        wheels = [
+            *((environment or {}).get("spec", {}).get("dependencies", [])),
+            *(library["whl"] for library in task.get("libraries", []) if "whl" in library),
+        ]
+        uploaded = [wheel for wheel in wheels if wheel in self.workspace_files]
+        if not uploaded:
+            return None
+        digest = hashlib.sha256(b"".join(self.workspace_files[w] for w in uploaded)).hexdigest()[:16]
+        target = self.root / "libraries" / digest
         with self._lock:
-            if self._idle_drivers:
-                return self._idle_drivers.pop()
+            if not target.is_dir():
+                staging = self.root / "libraries" / f"{digest}.download"
+                staging.mkdir(parents=True, exist_ok=True)
+                for wheel in uploaded:
+                    (staging / Path(wheel).name).write_bytes(self.workspace_files[wheel])
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--no-deps",
+                        "--target",
+                        str(target),
+                        *(str(staging / Path(wheel).name) for wheel in uploaded),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+        return target
+
+    def _acquire_driver(self, libraries: Path | None) -> ClusterDriver:
+        with self._lock:
+            for idle in self._idle_drivers:
+                if idle.libraries == libraries:
+                    self._idle_drivers.remove(idle)
+                    return idle
             self._driver_count += 1
             number = self._driver_count
         environment = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
         log = self.root / "runs" / "drivers" / f"driver-{number}.log"
-        driver = ClusterDriver(log, {**environment, **self.task_env})
+        driver = ClusterDriver(log, {**environment, **self.task_env}, libraries)
         with self._lock:
             self._drivers.append(driver)
         return driver
@@ -416,6 +476,8 @@ class DatabricksEmulator:
             return self._directories(method, "/" + path.removeprefix("/api/2.0/fs/directories/"))
         if path.startswith("/api/2.0/dbfs/"):
             return self._dbfs(path.removeprefix("/api/2.0/dbfs/"), query, payload() if method == "POST" else query)
+        if path.startswith("/api/2.0/workspace") or path == "/telemetry-ext":
+            return self._workspace(method, path, query, body)
         if (method, path) == ("GET", "/api/2.0/preview/scim/v2/Me"):
             return 200, {"userName": self.user, "id": "1", "active": True}
         if (method, path) == ("GET", "/api/2.2/jobs/list"):
@@ -469,6 +531,59 @@ class DatabricksEmulator:
             run.cancel.set()
             return 200, {}
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"the emulator has no {method} {path}")
+
+    def _workspace(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, Any]:
+        """The workspace file system as `databricks bundle deploy` uses it: state, synced files, artifacts."""
+        if path == "/telemetry-ext":
+            return 200, {}
+        if path.startswith("/api/2.0/workspace-files/import-file/"):
+            target = "/" + path.removeprefix("/api/2.0/workspace-files/import-file/").lstrip("/")
+            if target in self.workspace_files and query.get("overwrite") != "true":
+                raise ApiError(409, "RESOURCE_ALREADY_EXISTS", f"{target} already exists")
+            self._workspace_mkdirs(str(Path(target).parent))
+            self.workspace_files[target] = body
+            return 200, {}
+        request = json.loads(body or b"{}") if method == "POST" else query
+        target = request.get("path", "")
+        if path == "/api/2.0/workspace/get-status":
+            if target in self.workspace_files:
+                return 200, {"path": target, "object_type": "FILE", "object_id": _object_id(target)}
+            if target in self.workspace_dirs:
+                return 200, {"path": target, "object_type": "DIRECTORY", "object_id": _object_id(target)}
+            raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Path ({target}) doesn't exist.")
+        if path == "/api/2.0/workspace/export":
+            if target not in self.workspace_files:
+                raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Path ({target}) doesn't exist.")
+            if query.get("direct_download") == "true":
+                return 200, self.workspace_files[target]
+            return 200, {"content": base64.b64encode(self.workspace_files[target]).decode()}
+        if path == "/api/2.0/workspace/mkdirs":
+            self._workspace_mkdirs(target)
+            return 200, {}
+        if path == "/api/2.0/workspace/delete":
+            inside = target.rstrip("/") + "/"
+            nested = [f for f in self.workspace_files if f.startswith(inside)]
+            if nested and not request.get("recursive"):
+                raise ApiError(400, "DIRECTORY_NOT_EMPTY", f"{target} is not empty")
+            for name in [*nested, target]:
+                self.workspace_files.pop(name, None)
+            self.workspace_dirs = {d for d in self.workspace_dirs if d != target and not d.startswith(inside)}
+            return 200, {}
+        if path == "/api/2.0/workspace/list":
+            inside = target.rstrip("/") + "/"
+            children = [
+                {"path": name, "object_type": kind, "object_id": _object_id(name)}
+                for kind, names in (("FILE", self.workspace_files), ("DIRECTORY", self.workspace_dirs))
+                for name in names
+                if name.startswith(inside) and "/" not in name.removeprefix(inside)
+            ]
+            return 200, {"objects": children}
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"the emulator has no {method} {path}")
+
+    def _workspace_mkdirs(self, folder: str) -> None:
+        while folder not in ("", "/"):
+            self.workspace_dirs.add(folder)
+            folder = str(Path(folder).parent)
 
     def _job(self, job_id: int) -> dict[str, Any]:
         if job_id not in self.jobs:
@@ -579,6 +694,9 @@ class DatabricksEmulator:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 emulator.calls[method + " " + FILES_PREFIX.sub(r"\1", path)] += 1
                 try:
+                    if path == "/.well-known/databricks-config":
+                        # Host metadata that newer SDKs and the CLI ask for unauthenticated; ours has none.
+                        raise ApiError(404, "ENDPOINT_NOT_FOUND", "no host metadata")
                     if self.headers.get("Authorization") != f"Bearer {emulator.token}":
                         raise ApiError(401, "UNAUTHENTICATED", "invalid access token")
                     fault = emulator._take_fault(path)
@@ -625,6 +743,18 @@ class DatabricksEmulator:
                 self._handle("GET")
 
         return Handler
+
+
+def _wheel_entry_points(libraries: Path) -> EntryPoints:
+    return EntryPoints(
+        entry_point
+        for info in libraries.glob("*.dist-info")
+        for entry_point in Distribution.at(info).entry_points.select(group="console_scripts")
+    )
+
+
+def _object_id(path: str) -> int:
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:6], "big")
 
 
 def _in_dependency_order(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 
@@ -90,11 +91,15 @@ def run_task(request: dict[str, Any]) -> dict[str, Any]:
 # Functions (`module:function`, comma-separated) a test has the driver call before any task, e.g. to declare
 # a test-only domain, as a wheel built with that domain would have it.
 PRELOAD = "EMULATED_DRIVER_PRELOAD"
+CODE_FROM = "medallion_assets imported from"
 
 
 def serve(replies: int) -> None:
+    import medallion_assets
     from medallion_assets.resources.spark import runtime_spark_session
 
+    # Where the task code comes from: the uploaded wheel's install folder, or the package installed here.
+    print(f"{CODE_FROM} {Path(medallion_assets.__file__).parent}", flush=True)
     for function in filter(None, os.environ.get(PRELOAD, "").split(",")):
         module, _, name = function.partition(":")
         getattr(importlib.import_module(module), name)()
