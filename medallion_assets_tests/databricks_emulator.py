@@ -54,6 +54,8 @@ class TaskRun:
     result_state: str | None = None
     error: str | None = None
     error_trace: str | None = None
+    # Dagster modules loaded on the driver once the task had run: the task code must need none.
+    orchestration_modules: list[str] = field(default_factory=list)
     log_path: Path | None = None
 
 
@@ -379,6 +381,7 @@ class DatabricksEmulator:
         task_run.result_state = "SUCCESS" if outcome["exit_code"] == 0 else "FAILED"
         task_run.error = outcome.get("error")
         task_run.error_trace = outcome.get("error_trace")
+        task_run.orchestration_modules = outcome.get("orchestration_modules", [])
 
     # the cluster ------------------------------------------------------------------------------
     def _install_libraries(self, task: dict[str, Any], environment: dict[str, Any] | None) -> Path | None:
@@ -490,23 +493,7 @@ class DatabricksEmulator:
         if (method, path) == ("POST", "/api/2.2/jobs/create"):
             return 200, {"job_id": self._create_job(payload())}
         if (method, path) == ("POST", "/api/2.2/jobs/run-now"):
-            request = payload()
-            settings = self._job(int(request["job_id"]))["settings"]
-            only = request.get("only")
-            tasks = [t for t in settings["tasks"] if not only or t["task_key"] in only]
-            if only and len(tasks) != len(only):
-                raise ApiError(400, "INVALID_PARAMETER_VALUE", f"unknown task keys in only: {only}")
-            parameters = {p["name"]: p.get("default", "") for p in settings.get("parameters", [])}
-            parameters.update(request.get("job_parameters") or {})
-            token = request.get("idempotency_token")
-            with self._submissions:
-                if token in self.runs_by_token:
-                    return 200, {"run_id": self.runs_by_token[token], "number_in_job": self.runs_by_token[token]}
-                run = self._start_run(
-                    int(request["job_id"]), _in_dependency_order(tasks), parameters, settings.get("environments", [])
-                )
-                if token:
-                    self.runs_by_token[token] = run.run_id
+            run = self._run_now(payload())
             return 200, {"run_id": run.run_id, "number_in_job": run.run_id}
         if (method, path) == ("POST", "/api/2.2/jobs/runs/submit"):
             request = payload()
@@ -584,6 +571,34 @@ class DatabricksEmulator:
         while folder not in ("", "/"):
             self.workspace_dirs.add(folder)
             folder = str(Path(folder).parent)
+
+    def _run_now(self, request: dict[str, Any]) -> JobRun:
+        settings = self._job(int(request["job_id"]))["settings"]
+        only = request.get("only")
+        tasks = [t for t in settings["tasks"] if not only or t["task_key"] in only]
+        if only and len(tasks) != len(only):
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"unknown task keys in only: {only}")
+        parameters = {p["name"]: p.get("default", "") for p in settings.get("parameters", [])}
+        parameters.update(request.get("job_parameters") or {})
+        token = request.get("idempotency_token")
+        with self._submissions:
+            if token in self.runs_by_token:
+                return self.runs[self.runs_by_token[token]]
+            run = self._start_run(
+                int(request["job_id"]), _in_dependency_order(tasks), parameters, settings.get("environments", [])
+            )
+            if token:
+                self.runs_by_token[token] = run.run_id
+        return run
+
+    def client_run_now(self, job_id: int, task: str, parameters: dict[str, str], timeout: float = 300) -> JobRun:
+        """Start one task of a job as a run-now from outside Dagster would (the job's own schedule, a user), and
+        wait for the run to end."""
+        run = self._run_now({"job_id": job_id, "only": [task], "job_parameters": parameters})
+        deadline = time.monotonic() + timeout
+        while run.life_cycle_state != "TERMINATED" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return run
 
     def _job(self, job_id: int) -> dict[str, Any]:
         if job_id not in self.jobs:

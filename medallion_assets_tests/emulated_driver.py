@@ -11,7 +11,8 @@ fails the task, and then the task's error is the exception's last traceback line
 
 Protocol: one JSON request per line on stdin, `{"entry_point": "module:attr", "name": ..., "parameters":
 [...], "log": path}`; one JSON reply per line on the file descriptor given as the first argument,
-`{"exit_code": n, "error": ..., "error_trace": ...}`. The first reply, `{"ready": true}`, says the session is up.
+`{"exit_code": n, "error": ..., "error_trace": ..., "orchestration_modules": [...]}`. The first reply,
+`{"ready": true}`, says the session is up.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ def forget_the_previous_task() -> None:
     PipesContext._instance = None
 
 
+ORCHESTRATION_PACKAGES = ("dagster", "dagster_databricks", "dagster_pyspark", "dagster_webserver")
+
+
+def orchestration_modules() -> list[str]:
+    """The Dagster modules this driver has loaded so far; a task needs dagster_pipes only."""
+    return sorted(name for name in sys.modules if name.split(".")[0] in ORCHESTRATION_PACKAGES)
+
+
 def run_task(request: dict[str, Any]) -> dict[str, Any]:
     module, _, attribute = request["entry_point"].partition(":")
     forget_the_previous_task()
@@ -107,7 +116,8 @@ def serve(replies: int) -> None:
     with os.fdopen(replies, "w", buffering=1) as channel:
         channel.write(json.dumps({"ready": True}) + "\n")
         for line in sys.stdin:
-            channel.write(json.dumps(run_task(json.loads(line))) + "\n")
+            outcome = run_task(json.loads(line))
+            channel.write(json.dumps({**outcome, "orchestration_modules": orchestration_modules()}) + "\n")
 
 
 if __name__ == "__main__":

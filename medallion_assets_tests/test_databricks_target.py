@@ -36,7 +36,7 @@ from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.jobs import partition_range_tags
 from medallion_assets.resources.compute import LocalSparkCompute
 from medallion_assets.resources.databricks import DatabricksCompute
-from medallion_assets.runtime.protocol import COMPUTE_TAG, TARGET_TAG
+from medallion_assets.runtime.protocol import COMPUTE_TAG, PARTITION_START, TARGET_TAG
 from medallion_assets_tests import remote_test_domain as meters
 from medallion_assets_tests.databricks_emulator import DatabricksEmulator
 from medallion_assets_tests.emulated_driver import PRELOAD
@@ -133,6 +133,8 @@ def test_bronze_to_gold_on_databricks_equals_the_local_path(spark, workspace, tm
     remote_checks = {k: e.passed for k, e in check_evaluations(remote).items()}
     local_checks = {k: e.passed for k, e in check_evaluations(local).items()}
     assert remote_checks == local_checks and all(remote_checks.values())
+    # The task code (framework, domains, runtime) never loads Dagster: the wheel does not require it.
+    assert all(not task.orchestration_modules for task in emulator.task_runs.values())
     print(f"\nDatabricks API calls per partition launch: {calls_per_launch:.1f}")
 
 
@@ -210,6 +212,20 @@ def test_a_remote_failed_blocking_check_fails_the_step_without_a_materialization
     assert "BlockingChecksFailed" in message and "source_schema" in message and "temp" in message
     (run,) = _remote_runs_of(emulator, "silver_weather", earlier)
     assert run.result_state == "FAILED"
+
+    # The bundle's own schedule starts tasks without Pipes: the same failed check fails the task there too.
+    job = databricks_target(emulator, root).deployed_job("flights")
+    standalone = emulator.client_run_now(job.job_id, "silver_weather", {PARTITION_START: day.isoformat()})
+    assert standalone.result_state == "FAILED" and "BlockingChecksFailed" in (standalone.tasks[0].error or "")
+
+
+def test_a_standalone_task_on_a_day_that_never_landed_fails(workspace) -> None:
+    emulator, root = workspace
+    job = databricks_target(emulator, root).deployed_job("flights")
+    # A python_wheel_task ignores the entry point's return value; only raising fails it.
+    run = emulator.client_run_now(job.job_id, "bronze_airlines", {PARTITION_START: "2013-01-09"})
+    assert run.result_state == "FAILED"
+    assert "MissingLanding: no landed airlines data for 1 day(s) of 2013-01-09" in (run.tasks[0].error or "")
 
 
 def test_a_remote_crash_is_retried_and_never_recorded_as_a_materialization(workspace) -> None:
@@ -355,7 +371,7 @@ def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_pa
             from medallion_assets.framework.partitions import PartitionWindow
             from medallion_assets.jobs import partition_range_tags
             from medallion_assets.resources.databricks import DatabricksCompute
-from medallion_assets.runtime.protocol import COMPUTE_TAG, TARGET_TAG
+from medallion_assets.runtime.protocol import COMPUTE_TAG, PARTITION_START, TARGET_TAG
 
             compute = DatabricksCompute(host={emulator.host!r}, token={TOKEN!r},
                                         pipes_volume={str(root / "Volumes/main/dagster/pipes")!r},

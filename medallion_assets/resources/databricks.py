@@ -18,6 +18,8 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     PipesClientCompletedInvocation,
+    PipesContextInjector,
+    PipesMessageReader,
     open_pipes_session,
 )
 from pydantic import PrivateAttr
@@ -28,6 +30,7 @@ from medallion_assets.framework.landing import LandingListing, VolumeLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableDeclaration
 from medallion_assets.resources.compute import ComputeTarget
+from medallion_assets.resources.volume_pipes import LaunchFolder, LaunchFolderContextInjector, LaunchFolderMessageReader
 from medallion_assets.runtime import protocol
 
 if TYPE_CHECKING:
@@ -162,31 +165,21 @@ class DatabricksCompute(ComputeTarget):
             )
         return self._jobs[domain]
 
-    def _pipes_channel(self) -> tuple[object, object]:
-        from dagster_databricks.pipes import (
-            PipesDbfsContextInjector,
-            PipesDbfsMessageReader,
-            PipesUnityCatalogVolumesContextInjector,
-            PipesUnityCatalogVolumesMessageReader,
-        )
-
+    def _pipes_channel(self) -> tuple[PipesContextInjector, PipesMessageReader]:
         if self.pipes_transport == "dbfs":
+            from dagster_databricks.pipes import PipesDbfsContextInjector, PipesDbfsMessageReader
+
             return (
                 PipesDbfsContextInjector(client=self.client),
                 PipesDbfsMessageReader(
-                    client=self.client, interval=protocol.MESSAGE_CHUNK_SECONDS, include_stdio_in_messages=False
+                    client=self.client,
+                    interval=protocol.MESSAGE_CHUNK_SECONDS,
+                    # The task's output stays in its Databricks log; Pipes carries only the results.
+                    include_stdio_in_messages=False,
                 ),
             )
-        return (
-            PipesUnityCatalogVolumesContextInjector(client=self.client, volume_path=self.pipes_volume),
-            PipesUnityCatalogVolumesMessageReader(
-                client=self.client,
-                volume_path=self.pipes_volume,
-                interval=protocol.MESSAGE_CHUNK_SECONDS,
-                # The task's output stays in its Databricks log; Pipes carries only the results.
-                include_stdio_in_messages=False,
-            ),
-        )
+        folder = LaunchFolder(self.client, self.pipes_volume)
+        return LaunchFolderContextInjector(folder), LaunchFolderMessageReader(folder, protocol.MESSAGE_CHUNK_SECONDS)
 
     def materialize(
         self,
