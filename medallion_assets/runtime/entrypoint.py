@@ -70,12 +70,9 @@ def table_key(name: str) -> TableKey:
 
 
 def _pipes_components(transport: str) -> tuple[object, object]:
-    from dagster_pipes import (
-        PipesDbfsContextLoader,
-        PipesDbfsMessageWriter,
-        PipesUnityCatalogVolumesContextLoader,
-        PipesUnityCatalogVolumesMessageWriter,
-    )
+    from dagster_pipes import PipesDbfsContextLoader, PipesDbfsMessageWriter, PipesUnityCatalogVolumesContextLoader
+
+    from medallion_assets.runtime.pipes_writer import PromptVolumesMessageWriter
 
     # Chunks go up every MESSAGE_CHUNK_SECONDS and once more at the end: a short build sends one chunk, and
     # Dagster reads it with one call instead of polling for many small ones.
@@ -83,7 +80,7 @@ def _pipes_components(transport: str) -> tuple[object, object]:
         return PipesDbfsContextLoader(), PipesDbfsMessageWriter(interval=protocol.MESSAGE_CHUNK_SECONDS)
     return (
         PipesUnityCatalogVolumesContextLoader(),
-        PipesUnityCatalogVolumesMessageWriter(interval=protocol.MESSAGE_CHUNK_SECONDS),
+        PromptVolumesMessageWriter(interval=protocol.MESSAGE_CHUNK_SECONDS),
     )
 
 
