@@ -1,13 +1,17 @@
-"""Delta reads and writes, always scoped to a partition window."""
+"""Delta reads and writes, always scoped to a partition window.
+
+Only Spark Connect APIs: serverless Databricks compute is Spark Connect, so nothing here reaches the JVM,
+the SparkContext or a table's files. Tables are probed through the DataFrame reader or the catalog, and
+commit history is read with `DESCRIBE HISTORY`.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import random
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from delta.exceptions import (
@@ -19,14 +23,21 @@ from delta.exceptions import (
     MetadataChangedException,
     ProtocolChangedException,
 )
-from delta.tables import DeltaTable
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets.framework.lakehouse import TableLocation
 from medallion_assets.framework.partitions import PartitionWindow
 
+# Maps Delta's conflict errors, as a Connect server reports them, onto the classes above; without it a conflict
+# over Connect arrives as a bare SparkConnectGrpcException and is not retried. A Delta build without the Connect
+# client has nothing to map.
+with contextlib.suppress(ImportError):
+    import delta.connect.exceptions  # noqa: F401
+
 # Optimistic-concurrency conflicts: another writer committed first. Replacing the same window again is
-# idempotent, so retrying the commit is always safe.
+# idempotent, so retrying the commit is always safe. Both the classic and the Connect variants of each
+# error subclass these.
 COMMIT_CONFLICTS = (
     ConcurrentAppendException,
     ConcurrentDeleteDeleteException,
@@ -38,17 +49,15 @@ COMMIT_CONFLICTS = (
 )
 COMMIT_ATTEMPTS = 5
 
+# What Spark and Delta answer for a path that holds no Delta table: nothing there, or files without a log.
+NOT_A_DELTA_TABLE = frozenset({"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE"})
 
-def table_exists(spark: SparkSession, location: TableLocation) -> bool:
+
+def sql_name(location: TableLocation) -> str:
+    """The table as SQL names it: `delta.`<path>`` for a path table, the quoted catalog name otherwise."""
     if location.is_path:
-        return DeltaTable.isDeltaTable(spark, location.identifier)
-    return spark.catalog.tableExists(location.identifier.replace("`", ""))
-
-
-def _delta_table(spark: SparkSession, location: TableLocation) -> DeltaTable:
-    if location.is_path:
-        return DeltaTable.forPath(spark, location.identifier)
-    return DeltaTable.forName(spark, location.identifier)
+        return "delta.`" + location.identifier.replace("`", "``") + "`"
+    return location.identifier
 
 
 def read_table(spark: SparkSession, location: TableLocation) -> DataFrame:
@@ -57,13 +66,36 @@ def read_table(spark: SparkSession, location: TableLocation) -> DataFrame:
     return spark.read.table(location.identifier)
 
 
+def _read_if_exists(spark: SparkSession, location: TableLocation) -> DataFrame | None:
+    if not location.is_path:
+        return read_table(spark, location) if spark.catalog.tableExists(location.identifier) else None
+    try:
+        frame = read_table(spark, location)
+        # Resolving the schema loads the table's snapshot: classic Spark does it in load(), Connect only when
+        # asked. One probe both answers "is there a table" and leaves the frame ready to use.
+        frame.schema  # noqa: B018
+    except AnalysisException as error:
+        if error.getCondition() in NOT_A_DELTA_TABLE:
+            return None
+        raise
+    return frame
+
+
+def table_exists(spark: SparkSession, location: TableLocation) -> bool:
+    return _read_if_exists(spark, location) is not None
+
+
 def read_window(
     spark: SparkSession, location: TableLocation, window: PartitionWindow, partition_column: str
 ) -> DataFrame | None:
     """The rows of `window`, or None when the table has never been written."""
-    if not table_exists(spark, location):
-        return None
-    return read_table(spark, location).where(window.predicate(partition_column))
+    frame = _read_if_exists(spark, location)
+    return frame.where(window.predicate(partition_column)) if frame is not None else None
+
+
+def history(spark: SparkSession, location: TableLocation, limit: int | None = None) -> DataFrame:
+    """The table's commits, newest first, as `DESCRIBE HISTORY` reports them."""
+    return spark.sql(f"DESCRIBE HISTORY {sql_name(location)}" + (f" LIMIT {int(limit)}" if limit else ""))
 
 
 @dataclass(frozen=True)
@@ -74,7 +106,7 @@ class Commit:
     window_rows: int
 
 
-# A commit found this many versions behind the newest is no longer worth scanning the log for.
+# A commit found this many versions behind the newest is no longer worth looking for.
 COMMIT_LOOKBACK = 50
 
 
@@ -115,7 +147,7 @@ def write_window(
                 raise
             time.sleep(random.uniform(0.5, 1.5) * attempt)
     spark = df.sparkSession
-    version, rows = _local_log_commit(location, token) or _history_commit(spark, location, token)
+    version, rows = tagged_commit(spark, location, token)
     if rows is None:
         # Delta records no commit for a write that changes nothing (no rows into an empty window), and older
         # commits may lack the metric: count the window instead.
@@ -132,30 +164,14 @@ def _committed_rows(commit_info: dict[str, Any]) -> int | None:
     return 0 if metrics.get("numFiles") == "0" else None
 
 
-def _local_log_commit(location: TableLocation, token: str) -> tuple[int, int | None] | None:
-    """Find the tagged commit straight in a table's log on this machine's filesystem: no Spark job.
+def tagged_commit(spark: SparkSession, location: TableLocation, token: str) -> tuple[int, int | None]:
+    """The version and window rows of the commit tagged `token`, from one `DESCRIBE HISTORY` query.
 
-    Returns the newest version with no row count when the tag is not there: the write committed nothing.
+    Returns the newest version with no row count when the tag is not among the last COMMIT_LOOKBACK commits:
+    the write committed nothing.
     """
-    log = Path(location.identifier.removeprefix("file:")) / "_delta_log" if location.is_path else None
-    if log is None or not log.is_dir():
-        return None
-    versions = sorted((int(f.stem) for f in log.glob("*.json") if f.stem.isdigit()), reverse=True)
-    if not versions:
-        return None
-    for version in versions[:COMMIT_LOOKBACK]:
-        actions = (json.loads(line) for line in (log / f"{version:020d}.json").read_text().splitlines() if line)
-        commit_info = next((action["commitInfo"] for action in actions if "commitInfo" in action), {})
-        if commit_info.get("userMetadata") == token:
-            return version, _committed_rows(commit_info)
-    return versions[0], None
-
-
-def _history_commit(spark: SparkSession, location: TableLocation, token: str) -> tuple[int, int | None]:
-    history = (
-        _delta_table(spark, location).history(COMMIT_LOOKBACK).select("version", "userMetadata", "operationMetrics")
-    )
-    rows = history.collect()
+    commits = history(spark, location, COMMIT_LOOKBACK).select("version", "userMetadata", "operationMetrics")
+    rows = commits.collect()
     for row in rows:
         if row["userMetadata"] == token:
             return int(row["version"]), _committed_rows({"operationMetrics": row["operationMetrics"]})

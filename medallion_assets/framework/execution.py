@@ -322,21 +322,21 @@ def _run_refined(
 
     blocking = {rule.name for rule in rules if rule.severity in ("drop", "fail")}
     transformed = table.transform(TransformContext(spark, window, inputs, table))
-    classified = _classify(transformed.withColumn(FAILED_RULES, F.expr(failed_rules)), table, blocking).cache()
-    try:
-        tally = _tally(classified, rules, from_landing=from_landing)
-        if tally.delivered_columns is not None:
-            report.checks.append(source_schema_outcome(tally.delivered_columns, expected_columns))
-        fatal = {rule.name: tally.failures[rule.name] for rule in rules if rule.severity == "fail"}
-        if any(fatal.values()):
-            raise FailedRules(
-                f"{table.key} {window}: rules with severity 'fail' were violated: "
-                + ", ".join(f"{name} ({n} rows)" for name, n in fatal.items() if n)
-                + ". Nothing was written; fix the input or the rule, then re-run."
-            )
-        quarantined = _write_outputs(spark, lakehouse, table, window, classified, report)
-    finally:
-        classified.unpersist()
+    # Not cached: serverless compute (Spark Connect) rejects cache() and persist(). The tally and the kept-rows
+    # write each compute the classification; the quarantine write computes it a third time only when the tally
+    # found rejected rows (see `_write_outputs`).
+    classified = _classify(transformed.withColumn(FAILED_RULES, F.expr(failed_rules)), table, blocking)
+    tally = _tally(classified, rules, from_landing=from_landing)
+    if tally.delivered_columns is not None:
+        report.checks.append(source_schema_outcome(tally.delivered_columns, expected_columns))
+    fatal = {rule.name: tally.failures[rule.name] for rule in rules if rule.severity == "fail"}
+    if any(fatal.values()):
+        raise FailedRules(
+            f"{table.key} {window}: rules with severity 'fail' were violated: "
+            + ", ".join(f"{name} ({n} rows)" for name, n in fatal.items() if n)
+            + ". Nothing was written; fix the input or the rule, then re-run."
+        )
+    quarantined = _write_outputs(spark, lakehouse, table, window, classified, tally, report)
 
     report.metadata.update(
         {
@@ -360,6 +360,7 @@ def _write_outputs(
     table: TableDeclaration,
     window: PartitionWindow,
     classified: DataFrame,
+    tally: RuleTally,
     report: TableRunReport,
 ) -> int:
     """Write the kept rows and the quarantine; return the number of quarantined rows committed."""
@@ -380,6 +381,11 @@ def _write_outputs(
         return 0
     # The bronze columns as received, so a quarantined row can be replayed after a fix.
     quarantine = classified.where(REJECTED).select(f"{SOURCE_STRUCT}.*", FAILED_RULES).drop(PARSE_FAILURES)
+    if not tally.rejected:
+        # The tally already counted no rejected row, so computing the classification again would find none.
+        # Spark plans limit(0) as an empty relation that reads no input; the write still replaces the window,
+        # clearing rows quarantined by an earlier run.
+        quarantine = quarantine.limit(0)
     quarantine_location = lakehouse.table(table.quarantine_key)
     committed = write_window(quarantine, quarantine_location, window, table.partition_column, evolve_schema=True)
     quarantined = committed.window_rows

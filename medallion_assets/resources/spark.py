@@ -1,9 +1,15 @@
-"""A process-wide SparkSession with Delta, started on first use and never at import."""
+"""A process-wide SparkSession with Delta, started on first use and never at import.
+
+This module is the local bootstrap: it is the one place that touches the JVM (`sparkContext`, `_jvm`), and it
+never runs in a Databricks task, where the runtime owns the session. Everything a task runs (framework,
+domains, runtime) keeps to the Spark Connect API.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,8 +80,11 @@ def _start(builder: SparkSession.Builder, java_options: list[str]) -> SparkSessi
     return builder.config("spark.driver.extraJavaOptions", options).getOrCreate()
 
 
-def local_spark_session(shuffle_partitions: int | None = None) -> SparkSession:
-    """The embedded default engine: local Spark with delta-spark, shared by the whole process."""
+def local_spark_session(shuffle_partitions: int | None = None, master: str | None = None) -> SparkSession:
+    """The embedded default engine: local Spark with delta-spark, shared by the whole process.
+
+    `master` (default `$MEDALLION_SPARK_MASTER`, else `local[*]`) applies only to the first call, which starts it.
+    """
     from delta import configure_spark_with_delta_pip
     from pyspark.sql import SparkSession
 
@@ -85,7 +94,7 @@ def local_spark_session(shuffle_partitions: int | None = None) -> SparkSession:
             return _session
         partitions = shuffle_partitions or int(os.environ.get("MEDALLION_SHUFFLE_PARTITIONS", "4"))
         builder = (
-            SparkSession.builder.master(os.environ.get("MEDALLION_SPARK_MASTER", "local[*]"))
+            SparkSession.builder.master(master or os.environ.get("MEDALLION_SPARK_MASTER", "local[*]"))
             .appName("medallion_assets")
             .config("spark.sql.shuffle.partitions", str(partitions))
             .config("spark.default.parallelism", str(partitions))
@@ -120,10 +129,80 @@ def local_spark_session(shuffle_partitions: int | None = None) -> SparkSession:
         return _session
 
 
-def runtime_spark_session() -> SparkSession:
-    """On a Databricks cluster the runtime owns the session; anywhere else start the local one."""
-    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
-        from pyspark.sql import SparkSession
+REMOTE_SETTING = "MEDALLION_SPARK_REMOTE"
 
+
+def spark_remote() -> str | None:
+    """Where the runtime's Spark Connect server is, from $MEDALLION_SPARK_REMOTE; None for classic local Spark.
+
+    `sc://host:port` reaches a running Connect server; `local` or `local[N]` serves Connect from this process's
+    own local engine (see `connect_session`).
+    """
+    return os.environ.get(REMOTE_SETTING, "").strip() or None
+
+
+_connect_lock = threading.Lock()
+_connect_url: str | None = None
+
+
+def serve_connect(spark: SparkSession) -> str:
+    """Start a Spark Connect server inside `spark`'s own JVM, once per process, and return its URL.
+
+    The server's sessions are new sessions of the same SparkContext, so they have Delta's session extension
+    and catalog, its jars and every setting of the local engine, and no second JVM starts. It listens on a
+    free loopback port, so test processes running side by side do not collide, and it admits only clients
+    that present this process's random token.
+    """
+    global _connect_url
+    with _connect_lock:
+        if _connect_url is not None:
+            return _connect_url
+        jvm = spark.sparkContext._jvm
+        token = secrets.token_urlsafe(32)
+        # The server reads these from the live SparkConf when it starts, not when the context started.
+        conf = jvm.org.apache.spark.SparkEnv.get().conf()
+        conf.set("spark.connect.grpc.binding.address", "127.0.0.1")
+        conf.set("spark.connect.grpc.binding.port", "0")
+        conf.set("spark.connect.authenticate.token", token)
+        # The server would log every error it returns with its stack trace, a missing table (probed on every
+        # first build) included; the client raises each one already.
+        log4j = jvm.org.apache.logging.log4j
+        log4j.core.config.Configurator.setLevel("org.apache.spark.sql.connect.utils.ErrorUtils", log4j.Level.OFF)
+        service = jvm.org.apache.spark.sql.connect.service
+        service.SparkConnectService.start(spark.sparkContext._jsc.sc())
+        port = getattr(getattr(service, "SparkConnectService$"), "MODULE$").localPort()
+        _connect_url = f"sc://localhost:{port}/;token={token}"
+        return _connect_url
+
+
+def connect_session(remote: str) -> SparkSession:
+    """A Spark Connect session, the kind serverless Databricks compute gives a task.
+
+    `sc://...` connects to that server. `local`/`local[N]` serves Connect from this process's local engine
+    (started with master `remote` if it is not running yet) instead of pyspark's own `remote("local[N]")`,
+    which refuses to start next to an existing session and would start a second JVM without Delta.
+    """
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    url = remote if remote.startswith("sc://") else serve_connect(local_spark_session(master=remote))
+    # What pyspark's own builder sets for a remote session: pyspark.sql.functions and Window then build Connect
+    # expressions. It is process-wide, so a process that also uses a classic session unsets it around that use.
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    return ConnectSession.builder.remote(url).getOrCreate()
+
+
+def runtime_spark_session() -> SparkSession:
+    """The session a Databricks task builds tables with.
+
+    On Databricks the runtime owns it (on serverless compute, a Spark Connect session). Elsewhere,
+    $MEDALLION_SPARK_REMOTE selects a Spark Connect session, which is how a test runs the runtime path the way
+    serverless runs it; without it, the classic local engine.
+    """
+    from pyspark.sql import SparkSession
+
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return SparkSession.builder.getOrCreate()
+    remote = spark_remote()
+    if remote is not None:
+        return connect_session(remote)
     return local_spark_session()
