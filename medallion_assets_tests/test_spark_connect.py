@@ -1,0 +1,210 @@
+"""The runtime path over Spark Connect, the way serverless Databricks compute runs it, equals classic local Spark.
+
+The Connect server runs inside the test process's own JVM (`serve_connect`): its sessions share the classic
+session's SparkContext, Delta extension, catalog and settings, so no second JVM starts. A local server accepts
+APIs serverless rejects (`cache()`); test_serverless_rules.py enforces those rules on the source instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType
+
+from medallion_assets.domains import CATALOG
+from medallion_assets.framework import delta_io
+from medallion_assets.framework.delta_io import read_window, table_exists, write_window
+from medallion_assets.framework.lakehouse import PathLakehouse, TableLocation, UnityCatalogLakehouse
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.table import TableKey
+from medallion_assets.resources.spark import REMOTE_SETTING, runtime_spark_session
+from medallion_assets.runtime import entrypoint
+from medallion_assets_tests.conftest import TWO_DAYS
+from medallion_assets_tests.support import LakehouseRun, materialization_metadata, sorted_rows
+
+# pyspark's switch for building Connect expressions; process-wide, so it is set only while a test uses Connect.
+CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
+
+# Differ between any two runs by construction: when the bronze run started, and which run it was (a Dagster run
+# id against the runtime's standalone `databricks-<timestamp>`). Quarantined rows carry them inside the bronze
+# columns they keep. Every other column, including the record and SCD2 row hashes, must be equal.
+AUDIT_COLUMNS = ("_ingested_at", "_run_id")
+# Materialization metadata about where and how long, not what: the wall time and the table's location under a
+# different lakehouse root. Counts, rule failures, Delta versions and landing fingerprints must be equal.
+RUN_SPECIFIC_METADATA = frozenset({"duration_s", "table", "quarantine_table"})
+# Dagster adds this to each day's copy of a range run's check result; the runtime reports the run's own result.
+DAGSTER_ONLY_CHECK_METADATA = frozenset({"partition_window"})
+
+
+@pytest.fixture
+def connect_spark(spark) -> Iterator[Any]:
+    """The runtime's own session with MEDALLION_SPARK_REMOTE set: Spark Connect, served from the shared JVM."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    saved = {name: os.environ.get(name) for name in (REMOTE_SETTING, CONNECT_MODE)}
+    os.environ[REMOTE_SETTING] = "local[2]"
+    try:
+        started = time.monotonic()
+        session = runtime_spark_session()
+        session.range(1).collect()
+        print(f"\nSpark Connect session to the shared JVM, first query answered: {time.monotonic() - started:.2f}s")
+        assert isinstance(session, ConnectSession)
+        # The same SparkContext: the server runs inside the classic session's JVM.
+        assert session.conf.get("spark.app.id") == spark.sparkContext.applicationId
+        yield session
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _plain(value: Any) -> str:
+    """One comparable form for a metadata value, whether raw (the runtime's report) or as Dagster stored it."""
+    return json.dumps(getattr(value, "value", value), sort_keys=True, default=str)
+
+
+def _dagster_checks(run: LakehouseRun) -> dict[tuple[str, str], set[tuple[bool, str, str]]]:
+    """Every check outcome of the classic run, by asset and check; a range run files one copy per day too."""
+    outcomes: dict[tuple[str, str], set[tuple[bool, str, str]]] = {}
+    for event in run.result.all_events:
+        if event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.asset_check_evaluation_data
+        metadata = {k: _plain(v) for k, v in evaluation.metadata.items() if k not in DAGSTER_ONLY_CHECK_METADATA}
+        outcomes.setdefault((evaluation.asset_key.to_user_string(), evaluation.check_name), set()).add(
+            (evaluation.passed, evaluation.severity.value, json.dumps(metadata, sort_keys=True))
+        )
+    return outcomes
+
+
+def _rows(session: Any, location: TableLocation) -> tuple[list[tuple[str, str]], list[tuple]]:
+    frame = delta_io.read_table(session, location)
+    dtypes = sorted((name, kind) for name, kind in frame.dtypes if name not in AUDIT_COLUMNS)
+    return dtypes, sorted_rows(frame, AUDIT_COLUMNS)
+
+
+def test_every_table_built_over_spark_connect_equals_classic_local_spark(
+    lakehouse_two_days: LakehouseRun, connect_spark: Any, tmp_path: Path
+) -> None:
+    home = tmp_path / "connect"
+    shutil.copytree(lakehouse_two_days.home / "landing", home / "landing")
+    window = PartitionWindow.for_keys(*TWO_DAYS)
+    reports = {}
+    started = time.monotonic()
+    for key in CATALOG:
+        missing = [str(upstream) for upstream in CATALOG[key].upstream_keys if upstream not in reports]
+        assert not missing, f"CATALOG lists {key} before its upstream {missing}"
+        args = entrypoint.parse_args(
+            [
+                *("--table", str(key), "--partition-start", TWO_DAYS[0], "--partition-end", TWO_DAYS[1]),
+                *("--table-root", str(home), "--landing-root", str(home / "landing")),
+            ]
+        )
+        assert entrypoint.partition_window(args) == window
+        reports[key] = entrypoint.run_standalone(args, key, window)
+    print(f"built {len(reports)} tables over Spark Connect in {time.monotonic() - started:.1f}s")
+
+    classic, connect = lakehouse_two_days.lakehouse, PathLakehouse(str(home))
+    classic_checks = _dagster_checks(lakehouse_two_days)
+    mismatches: list[str] = []
+    for key, table in CATALOG.items():
+        parts = []
+        for stored in [key, *([table.quarantine_key] if table.has_quarantine else [])]:
+            expected, actual = _rows(connect_spark, classic.table(stored)), _rows(connect_spark, connect.table(stored))
+            if expected[0] != actual[0]:
+                mismatches.append(f"{stored}: columns {actual[0]} != {expected[0]}")
+            if expected[1] != actual[1]:
+                mismatches.append(f"{stored}: {len(actual[1])} rows differ from the classic {len(expected[1])}")
+            parts.append(
+                f"{stored.name} {len(actual[1])} rows x {len(actual[0])} columns {'=' if expected == actual else '!='}"
+            )
+
+        checks = {outcome.name: outcome for outcome in reports[key].checks}
+        for name in sorted(set(checks) | {check for asset, check in classic_checks if asset == str(key)}):
+            classic_outcomes = classic_checks.get((str(key), name), set())
+            outcome = checks.get(name)
+            mine = (
+                {
+                    (
+                        outcome.passed,
+                        outcome.severity,
+                        json.dumps({k: _plain(v) for k, v in outcome.metadata.items()}, sort_keys=True),
+                    )
+                }
+                if outcome is not None
+                else set()
+            )
+            if mine != classic_outcomes:
+                mismatches.append(f"{key} check {name}: Connect {mine} != classic {classic_outcomes}")
+        verdicts = ", ".join(f"{n} {'passed' if c.passed else 'FAILED'}" for n, c in checks.items())
+
+        classic_metadata = materialization_metadata(lakehouse_two_days.result, key.layer, key.name)
+        differing = sorted(
+            name
+            for name in set(classic_metadata) | set(reports[key].metadata)
+            if name not in RUN_SPECIFIC_METADATA
+            and _plain(classic_metadata.get(name)) != _plain(reports[key].metadata.get(name))
+        )
+        if differing:
+            mismatches.append(f"{key} materialization metadata differs: {differing}")
+        print(
+            f"parity {key}: {'; '.join(parts)}; {len(checks)} checks equal ({verdicts}); "
+            f"{len(reports[key].metadata) - len(RUN_SPECIFIC_METADATA & set(reports[key].metadata))} metadata "
+            f"{'equal' if not differing else 'DIFFER'}"
+        )
+    assert not mismatches, "\n".join(mismatches)
+
+
+ROWS_SCHEMA = "id bigint, day date"
+FIRST, SECOND = PartitionWindow.single_day(date(2013, 1, 1)), PartitionWindow.single_day(date(2013, 1, 2))
+
+
+def _write_reread_and_look_up(session: Any, location: TableLocation) -> None:
+    def rows(day: date, count: int) -> Any:
+        return session.createDataFrame([(i, day) for i in range(count)], ROWS_SCHEMA)
+
+    assert not table_exists(session, location)
+    assert read_window(session, location, FIRST, "day") is None
+    mine = write_window(rows(FIRST.start, 4), location, FIRST, "day")
+    token = delta_io.history(session, location, 1).first()["userMetadata"]
+    # Another writer commits on top; then the first day is written again and replaces its window.
+    other = write_window(rows(SECOND.start, 7), location, SECOND, "day")
+    again = write_window(rows(FIRST.start, 2), location, FIRST, "day")
+    assert [(c.version, c.window_rows) for c in (mine, other, again)] == [(0, 4), (1, 7), (2, 2)]
+    assert delta_io.tagged_commit(session, location, token) == (0, 4)
+    assert table_exists(session, location)
+    first = read_window(session, location, FIRST, "day")
+    assert first is not None and sorted(r["id"] for r in first.collect()) == [0, 1]
+    # Nothing into an empty window counts zero. A path write commits nothing; saveAsTable records a commit even
+    # so. Either way the version is the table's newest.
+    third = PartitionWindow.single_day(date(2013, 1, 3))
+    empty = write_window(rows(third.start, 0), location, third, "day")
+    assert empty.window_rows == 0
+    assert empty.version == delta_io.history(session, location, 1).first()["version"] in (2, 3)
+
+
+def test_a_path_table_over_spark_connect(connect_spark: Any, tmp_path: Path) -> None:
+    _write_reread_and_look_up(connect_spark, TableLocation(str(tmp_path / "table"), is_path=True))
+
+
+def test_a_three_part_named_table_over_spark_connect(connect_spark: Any, tmp_path: Path) -> None:
+    schema = f"dev_alice_connect_{os.getpid()}"
+    connect_spark.sql(f"CREATE SCHEMA IF NOT EXISTS `spark_catalog`.`{schema}` LOCATION '{tmp_path / 'schema'}'")
+    try:
+        lakehouse = UnityCatalogLakehouse(catalog="spark_catalog", landing_volume="/unused", schemas={"bronze": schema})
+        location = lakehouse.table(TableKey("bronze", "events"))
+        assert location.identifier == f"`spark_catalog`.`{schema}`.`events`"
+        _write_reread_and_look_up(connect_spark, location)
+        assert connect_spark.table(location.identifier).count() == 2 + 7
+    finally:
+        connect_spark.sql(f"DROP SCHEMA IF EXISTS `spark_catalog`.`{schema}` CASCADE")
