@@ -14,9 +14,7 @@ import pytest
 os.environ.setdefault("MEDALLION_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("MEDALLION_SPARK_MASTER", "local[2]")
 
-from medallion_assets_tests.support import LakehouseRun, materialize_window
-
-TWO_DAYS = ("2013-01-01", "2013-01-02")
+from medallion_assets_tests.support import TWO_DAYS, LakehouseRun, materialize_window
 
 
 @pytest.fixture(scope="session")

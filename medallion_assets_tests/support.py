@@ -17,6 +17,9 @@ from medallion_assets.framework.table import TableKey
 from medallion_assets.jobs import partition_range_tags
 from medallion_assets.resources.compute import LocalSparkCompute
 
+# The days the shared lakehouse of the integration tests holds (conftest's `lakehouse_two_days`).
+TWO_DAYS = ("2013-01-01", "2013-01-02")
+
 
 @dataclass
 class LakehouseRun:
