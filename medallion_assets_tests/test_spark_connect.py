@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,10 @@ import pytest
 from dagster import DagsterEventType
 
 from medallion_assets.domains import CATALOG
+from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework import delta_io
 from medallion_assets.framework.delta_io import read_window, table_exists, write_window
+from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse, TableLocation, UnityCatalogLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableKey
@@ -261,3 +264,46 @@ def test_commit_conflicts_over_spark_connect_are_recognised_and_retried(
     assert len(commits) == 3 and all(commit.window_rows == 50 for commit in commits)
     assert read_window(connect_spark, location, FIRST, "day").count() == 50
     print(f"\n{len(raw_errors)} raw conflicts recognised; write_window retried {len(recognised)} conflicts")
+
+
+@contextmanager
+def classic_expressions() -> Iterator[None]:
+    """Classic Spark inside a Connect test: pyspark.sql.functions builds classic expressions while this lasts."""
+    mode = os.environ.pop(CONNECT_MODE, None)
+    try:
+        yield
+    finally:
+        if mode is not None:
+            os.environ[CONNECT_MODE] = mode
+
+
+def test_rejected_rows_are_quarantined_alike_over_spark_connect(spark, connect_spark: Any, tmp_path: Path) -> None:
+    """The two-day parity build quarantines nothing; here a bad snapshot line takes the quarantine path too."""
+    stage(tmp_path / "landing", FIRST, progress=False)
+    landed = tmp_path / "landing" / "airlines" / FIRST.start.isoformat() / "airlines.csv"
+    # A carrier code the contract rejects, and a line with a field too many.
+    landed.write_text(landed.read_text(encoding="utf-8") + "toolong,Not An Airline\nZZ,Extra,Field\n", "utf-8")
+    keys = (TableKey("bronze", "airlines"), TableKey("silver", "airlines"))
+    homes = {"classic": tmp_path / "classic", "connect": tmp_path / "connect"}
+    reports: dict[str, Any] = {}
+    for engine, home in homes.items():
+        lakehouse = PathLakehouse(str(home), landing=str(tmp_path / "landing"))
+        session = connect_spark if engine == "connect" else spark
+        with classic_expressions() if engine == "classic" else nullcontext():
+            for key in keys:
+                reports[engine] = run_table(session, lakehouse, CATALOG[key], CATALOG, FIRST, run_id=engine)
+    assert reports["connect"].metadata["rows_quarantined"] == 2
+    for stored in (TableKey("silver", "airlines"), TableKey("silver", "airlines_quarantine")):
+        classic_rows, connect_rows = (
+            _rows(connect_spark, PathLakehouse(str(home)).table(stored)) for home in homes.values()
+        )
+        assert connect_rows == classic_rows, stored
+    quarantined = _rows(
+        connect_spark, PathLakehouse(str(homes["connect"])).table(TableKey("silver", "airlines_quarantine"))
+    )
+    assert len(quarantined[1]) == 2
+    outcomes = {
+        engine: [(c.name, c.passed, c.severity, _plain(c.metadata)) for c in report.checks]
+        for engine, report in reports.items()
+    }
+    assert outcomes["connect"] == outcomes["classic"]
