@@ -138,7 +138,10 @@ def spark_remote() -> str | None:
     `sc://host:port` reaches a running Connect server; `local` or `local[N]` serves Connect from this process's
     own local engine (see `connect_session`).
     """
-    return os.environ.get(REMOTE_SETTING, "").strip() or None
+    remote = os.environ.get(REMOTE_SETTING, "").strip() or None
+    if remote is not None and not remote.startswith(("sc://", "local")):
+        raise ValueError(f"{REMOTE_SETTING} must be an sc://host:port URL or local[N], not {remote!r}")
+    return remote
 
 
 _connect_lock = threading.Lock()
