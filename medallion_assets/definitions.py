@@ -5,8 +5,8 @@ from dagster import Definitions, in_process_executor
 from medallion_assets.automation import daily_schedule, follows_upstream, landing_sensors, refined_tables_automation
 from medallion_assets.domains import flights
 from medallion_assets.domains.flights.landing import LANDING_SOURCES
-from medallion_assets.framework.asset_factory import build_assets, daily_partitions
 from medallion_assets.jobs import JOBS
+from medallion_assets.orchestration.asset_factory import build_assets, daily_partitions
 from medallion_assets.resources.targets import compute_target_from_env
 
 partitions = daily_partitions(flights.PARTITION_DAYS)

@@ -31,10 +31,10 @@ from medallion_assets.bundle import bundle_document
 from medallion_assets.definitions import partitions, table_assets
 from medallion_assets.domains import DOMAIN_OF
 from medallion_assets.domains.flights.landing import FLIGHTS, stage
-from medallion_assets.framework.asset_factory import build_assets
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.jobs import partition_range_tags
+from medallion_assets.orchestration.asset_factory import build_assets
 from medallion_assets.resources.compute import LocalSparkCompute
 from medallion_assets.resources.databricks import DatabricksCompute
 from medallion_assets.runtime.protocol import COMPUTE_TAG, PARTITION_START, TARGET_TAG

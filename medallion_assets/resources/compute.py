@@ -11,8 +11,8 @@ from medallion_assets.framework.execution import TableCatalog, run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.landing import LandingListing, LocalLanding
 from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.framework.reporting import to_materialize_result
 from medallion_assets.framework.table import TableDeclaration
+from medallion_assets.orchestration.reporting import to_materialize_result
 
 
 class ComputeTarget(ConfigurableResource, ABC):

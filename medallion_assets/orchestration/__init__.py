@@ -1,0 +1,1 @@
+"""Dagster adapters of the table framework: assets, checks and results built from the declarations."""
