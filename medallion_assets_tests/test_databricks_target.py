@@ -168,22 +168,23 @@ def _land_meter_readings(root: Path, day: date, lines: str) -> None:
     (folder / "readings.csv").write_text("meter,kwh\n" + lines)
 
 
+def _silver_fails_after_its_bronze(emulator, root: Path, table: str, day: date, assets=None) -> str:
+    """Build bronze then silver `table` for `day` remotely; bronze lands, silver fails unrecorded. Its error."""
+    bronze, silver = AssetKey(["bronze", table]), AssetKey(["silver", table])
+    result = run_chain(
+        databricks_target(emulator, root), [bronze, silver], PartitionWindow.single_day(day), False, assets
+    )
+    assert _materialized(result, bronze) and not _materialized(result, silver)
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    return failure.step_failure_data.user_failure_data.description
+
+
 def test_a_remote_fail_rule_fails_the_step_without_a_materialization(workspace, meters_domain) -> None:
     emulator, root = workspace
     day = date(2013, 1, 5)
     _land_meter_readings(root, day, "M1,10\nM2,-3\nM3,7\n")
     earlier = set(emulator.runs)
-    silver = AssetKey(["silver", "meter_readings"])
-    result = run_chain(
-        databricks_target(emulator, root),
-        [AssetKey(["bronze", "meter_readings"]), silver],
-        PartitionWindow.single_day(day),
-        raise_on_error=False,
-        assets=meters_domain,
-    )
-    assert _materialized(result, AssetKey(["bronze", "meter_readings"])) and not _materialized(result, silver)
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    message = failure.step_failure_data.user_failure_data.description
+    message = _silver_fails_after_its_bronze(emulator, root, "meter_readings", day, meters_domain)
     assert "FailedRules" in message and "kwh_not_negative (1 rows)" in message
     (run,) = _remote_runs_of(emulator, "silver_meter_readings", earlier)  # a data error is not retried
     assert run.result_state == "FAILED"
@@ -200,16 +201,7 @@ def test_a_remote_failed_blocking_check_fails_the_step_without_a_materialization
     header, body = weather_file.read_text().split("\n", 1)
     weather_file.write_text(header.replace("temp", "temperature_f", 1) + "\n" + body)
     earlier = set(emulator.runs)
-    silver = AssetKey(["silver", "weather"])
-    result = run_chain(
-        databricks_target(emulator, root),
-        [AssetKey(["bronze", "weather"]), silver],
-        PartitionWindow.single_day(day),
-        raise_on_error=False,
-    )
-    assert _materialized(result, AssetKey(["bronze", "weather"])) and not _materialized(result, silver)
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
-    message = failure.step_failure_data.user_failure_data.description
+    message = _silver_fails_after_its_bronze(emulator, root, "weather", day)
     assert "BlockingChecksFailed" in message and "source_schema" in message and "temp" in message
     (run,) = _remote_runs_of(emulator, "silver_weather", earlier)
     assert run.result_state == "FAILED"
