@@ -142,8 +142,10 @@ def landing_sensor(source: LandingSource, partitions_def: PartitionsDefinition) 
             if day not in valid_keys:
                 malformed.append(f"{folder}: outside the partitions of this domain")
                 continue
-            entries = landing.entries(source.name, folder)
-            if entries and seen.get(day) != (current := fingerprint(entries)):
+            # An existing folder with no file is a delivery too: its run fails loudly (landing_delivered)
+            # instead of the day staying silently unbuilt.
+            current = fingerprint(landing.entries(source.name, folder))
+            if seen.get(day) != current:
                 changed[day] = current
         already = ingested_fingerprints(context.instance, bronze_key, sorted(changed))
         requests = [

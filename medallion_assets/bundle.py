@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from medallion_assets.framework.table import TableDeclaration, TableKey
 from medallion_assets.runtime.protocol import (
+    ACCEPTED_CHECKS,
     COMPUTE_TAG,
     COMPUTES,
     DOMAIN_TAG,
@@ -95,6 +96,7 @@ def task_parameters(key: TableKey, pipes_transport: str) -> list[str]:
         "--table", str(key),
         "--partition-start", _job_parameter(PARTITION_START),
         "--partition-end", _job_parameter(PARTITION_END),
+        "--accepted-checks", _job_parameter(ACCEPTED_CHECKS),
         "--catalog", _var("catalog"),
         "--bronze-schema", _var("bronze_schema"),
         "--silver-schema", _var("silver_schema"),

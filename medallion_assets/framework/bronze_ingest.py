@@ -1,10 +1,15 @@
-"""Bronze ingestion: landed CSV files kept exactly as received, plus audit columns."""
+"""Bronze ingestion: every landed line kept exactly as received, judged line by line, plus audit columns.
+
+Spark's text reader yields each line's bytes untouched, whatever their encoding, so `_raw_line` is the line as
+delivered (without its terminator) and a line can always be recovered byte for byte. Each line is then decoded
+and parsed on its own: a line with bytes its file's encoding cannot hold, or with the wrong field count, is
+marked in `_line_error` and costs that line only; its neighbours parse as usual.
+"""
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
-from datetime import date, datetime
+from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -13,73 +18,64 @@ from pyspark.sql import types as T
 
 from medallion_assets.framework.errors import MissingLanding
 from medallion_assets.framework.lakehouse import Lakehouse
+from medallion_assets.framework.landed_files import UTF8, LandedFile, inspect_file, is_landed_file
 from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.quality import sql_literal
 from medallion_assets.framework.table import LandingSource
 
-CORRUPT_RECORD = "_corrupt_record"
+RAW_LINE = "_raw_line"
+LINE_KIND = "_line_kind"
+LINE_ERROR = "_line_error"
+SOURCE_FILE = "_source_file"
 SOURCE_COLUMNS = "_source_columns"
+LANDED_AT = "_landed_at"
 AUDIT_COLUMNS: tuple[str, ...] = (
-    CORRUPT_RECORD,
-    "_source_file",
+    RAW_LINE,
+    LINE_KIND,
+    LINE_ERROR,
+    SOURCE_FILE,
     "_source_encoding",
     SOURCE_COLUMNS,
+    LANDED_AT,
     "_ingested_at",
     "_run_id",
     "_record_hash",
 )
-UTF8 = "UTF-8"
-# Every byte decodes in Latin-1, so a non-UTF-8 file is still landed byte for byte and can be re-read.
-FALLBACK_ENCODING = "ISO-8859-1"
 
 
-@dataclass(frozen=True)
-class LandedFile:
-    path: str
-    relative_path: str
-    day: date
-    encoding: str
-    header: tuple[str, ...]
-    data_lines: int
+class LineKind:
+    """What a landed line is. Only data lines go on to silver; the others are kept so a file can be rebuilt."""
 
-    @property
-    def is_empty(self) -> bool:
-        return not self.header
+    DATA = "data"
+    HEADER = "header"
+    BLANK = "blank"
 
 
-def _column_names(header_line: str) -> tuple[str, ...]:
-    names = next(csv.reader([header_line]), [])
-    cleaned: list[str] = []
-    for position, name in enumerate(names):
-        name = name.strip()
-        # Spark cannot hold blank or repeated column names; positional names keep the value.
-        cleaned.append(name if name and name not in cleaned and not name.startswith("_") else f"_c{position}")
-    return tuple(cleaned)
+class LineError:
+    """Why a data line could not be read, one code per cause: silver quarantines each under its own rule."""
+
+    UNDECODABLE = "undecodable"
+    MALFORMED = "malformed"
 
 
-def inspect_file(path: Path, landing_root: Path, day: date) -> LandedFile:
-    # Relative to the landing root, so the audit trail reads the same locally and on a Volume.
-    relative = path.relative_to(landing_root).as_posix()
-    raw = path.read_bytes()
-    try:
-        text, encoding = raw.decode("utf-8"), UTF8
-    except UnicodeDecodeError:
-        text, encoding = raw.decode("latin-1"), FALLBACK_ENCODING
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return LandedFile(str(path), relative, day, encoding, (), 0)
-    return LandedFile(str(path), relative, day, encoding, _column_names(lines[0]), len(lines) - 1)
+_MALFORMED = "__malformed"
 
 
 def discover_landed_files(lakehouse: Lakehouse, source: LandingSource, window: PartitionWindow) -> list[LandedFile]:
     """Every landed file of the window, in a deterministic order; a missing day folder is an error."""
     files: list[LandedFile] = []
     missing: list[str] = []
+    root = Path(lakehouse.landing_root)
     for day in window.days():
         folder = lakehouse.landing_dir(source.name, day)
         if not folder.is_dir():
             missing.append(str(folder))
             continue
-        files.extend(inspect_file(path, Path(lakehouse.landing_root), day) for path in sorted(folder.glob("*.csv")))
+        files.extend(
+            inspect_file(path, root, day, source.encoding, source.columns)
+            for path in sorted(folder.iterdir())
+            if path.is_file() and is_landed_file(path.name)
+        )
     if missing:
         raise MissingLanding(
             f"no landed {source.name} data for {len(missing)} day(s) of {window}: missing folder(s) "
@@ -90,47 +86,92 @@ def discover_landed_files(lakehouse: Lakehouse, source: LandingSource, window: P
     return files
 
 
-def _record_hash(columns: list[str]) -> Column:
-    # A separator that cannot appear in CSV text keeps ("a,b", "c") apart from ("a", "b,c").
-    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(F.col(c), F.lit("\u0000")) for c in columns]), 256)
+def _utf16_is_well_formed(raw: Column, encoding: str) -> Column:
+    """Even length and every surrogate paired, judged on hex digits so that `decode` never sees bad input.
+
+    Spark 4's `decode` raises on malformed input rather than replacing it, and would fail the whole job.
+    """
+    unit = r"[0-9A-F]{2}(?:[0-9A-C][0-9A-F]|D[0-7]|[EF][0-9A-F])"
+    pair = r"[0-9A-F]{2}D[89AB][0-9A-F]{2}D[C-F]"
+    if encoding == "UTF-16BE":
+        unit = r"(?:[0-9A-C][0-9A-F]|D[0-7]|[EF][0-9A-F])[0-9A-F]{2}"
+        pair = r"D[89AB][0-9A-F]{4}D[C-F][0-9A-F]{2}"
+    return F.hex(raw).rlike(f"^(?:{unit}|{pair})*$")
 
 
-def _read_file(spark: SparkSession, landed: LandedFile) -> DataFrame:
-    schema = T.StructType(
-        [T.StructField(name, T.StringType()) for name in landed.header]
-        + [T.StructField(CORRUPT_RECORD, T.StringType())]
+def _decoded(value: Column, encoding: str) -> tuple[Column, Column]:
+    """The line as text and whether its bytes are valid in the file's encoding."""
+    raw = value.cast("binary")
+    if encoding == UTF8:
+        return F.make_valid_utf8(value), F.is_valid_utf8(value)
+    if encoding.startswith("UTF-16"):
+        valid = _utf16_is_well_formed(raw, encoding)
+        # The two-byte separator leaves a CRLF file's \r on each line.
+        return F.when(valid, F.regexp_replace(F.decode(raw, encoding), "\r$", "")), valid
+    return F.decode(raw, encoding), F.lit(True)
+
+
+def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
+    """One scan for files that share encoding, separator, delimiter and header."""
+    first = files[0]
+    reader = spark.read.format("text")
+    if first.line_separator is not None:
+        reader = reader.option("lineSep", first.line_separator.decode("latin-1"))
+    lines = reader.load([landed.path for landed in files])
+    text, valid = _decoded(F.col("value"), first.encoding)
+    # The byte-order mark belongs to the file, not to the header's first column name.
+    text = F.regexp_replace(text, "^\ufeff", "")
+    schema = ", ".join(f"`{name}` STRING" for name in first.header) + f", `{_MALFORMED}` STRING"
+    parsed = F.from_csv(
+        text,
+        schema,
+        {"sep": first.delimiter, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": _MALFORMED},
     )
-    frame = (
-        spark.read.schema(schema)
-        .option("header", "true")
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_RECORD)
-        .option("encoding", landed.encoding)
-        .csv(landed.path)
+    kind = (
+        F.when(F.trim(text) == "", F.lit(LineKind.BLANK))
+        .when(text == F.lit(first.header_line), F.lit(LineKind.HEADER))
+        .otherwise(F.lit(LineKind.DATA))
     )
-    return frame.select(
-        *landed.header,
-        F.col(CORRUPT_RECORD),
-        F.lit(landed.relative_path).alias("_source_file"),
-        F.lit(landed.encoding).alias("_source_encoding"),
-        F.array(*[F.lit(name) for name in landed.header]).alias(SOURCE_COLUMNS),
-        F.lit(landed.day).alias("__day"),
+    error = F.when(kind != LineKind.DATA, F.lit(None).cast("string")).when(~valid, F.lit(LineError.UNDECODABLE))
+    error = error.when(F.col("__parsed")[_MALFORMED].isNotNull(), F.lit(LineError.MALFORMED))
+    # The URI of a path percent-encodes it; '+' stays literal, which url_decode would read as a space.
+    path = F.url_decode(F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B")))
+    relative = F.regexp_extract(path, r"([^/]+/[^/]+/[^/]+)$", 1)
+    with_parsed = lines.select(
+        "value",
+        "_metadata.file_modification_time",
+        relative.alias(SOURCE_FILE),
+        F.when(kind == LineKind.DATA, parsed).alias("__parsed"),
+        kind.alias(LINE_KIND),
     )
-
-
-def empty_bronze_frame(spark: SparkSession, source: LandingSource, partition_column: str) -> DataFrame:
-    return spark.createDataFrame([], bronze_schema(source, partition_column))
+    return with_parsed.select(
+        *[F.col("__parsed")[name].alias(name) for name in first.header],
+        F.col("value").cast("binary").alias(RAW_LINE),
+        F.col(LINE_KIND),
+        error.alias(LINE_ERROR),
+        F.col(SOURCE_FILE),
+        F.lit(first.encoding).alias("_source_encoding"),
+        F.array(*[F.lit(name) for name in first.header]).alias(SOURCE_COLUMNS),
+        F.col("file_modification_time").alias(LANDED_AT),
+        F.to_date(F.regexp_extract(SOURCE_FILE, r"^[^/]+/([^/]+)/", 1)).alias("__day"),
+    )
 
 
 def bronze_schema(source: LandingSource, partition_column: str) -> T.StructType:
-    string_fields = [*source.columns, CORRUPT_RECORD, "_source_file", "_source_encoding"]
+    string = T.StringType()
     return T.StructType(
-        [T.StructField(name, T.StringType()) for name in string_fields]
+        [T.StructField(name, string) for name in source.columns]
         + [
-            T.StructField(SOURCE_COLUMNS, T.ArrayType(T.StringType())),
+            T.StructField(RAW_LINE, T.BinaryType()),
+            T.StructField(LINE_KIND, string),
+            T.StructField(LINE_ERROR, string),
+            T.StructField(SOURCE_FILE, string),
+            T.StructField("_source_encoding", string),
+            T.StructField(SOURCE_COLUMNS, T.ArrayType(string)),
+            T.StructField(LANDED_AT, T.TimestampType()),
             T.StructField("_ingested_at", T.TimestampType()),
-            T.StructField("_run_id", T.StringType()),
-            T.StructField("_record_hash", T.StringType()),
+            T.StructField("_run_id", string),
+            T.StructField("_record_hash", string),
             T.StructField(partition_column, T.DateType()),
         ]
     )
@@ -145,17 +186,45 @@ def ingest(
     ingested_at: datetime,
     partition_column: str,
 ) -> DataFrame:
-    """One DataFrame of every landed row; columns a file lacks are null, extra columns are kept."""
-    frames = [_read_file(spark, landed) for landed in files if not landed.is_empty]
-    combined = empty_bronze_frame(spark, source, "__day").drop("_ingested_at", "_run_id", "_record_hash")
-    for frame in frames:
-        combined = combined.unionByName(frame, allowMissingColumns=True)
+    """One DataFrame of every landed line; columns a file lacks are null, extra columns are kept."""
+    groups: dict[tuple[object, ...], list[LandedFile]] = defaultdict(list)
+    for landed in files:
+        if landed.has_lines:
+            groups[landed.read_signature].append(landed)
+    audit_fields = {"_ingested_at", "_run_id", "_record_hash", partition_column}
+    empty_schema = T.StructType(
+        [f for f in bronze_schema(source, partition_column).fields if f.name not in audit_fields]
+        + [T.StructField("__day", T.DateType())]
+    )
+    combined = spark.createDataFrame([], empty_schema)
+    for group in groups.values():
+        combined = combined.unionByName(_read_files(spark, group), allowMissingColumns=True)
     received = [c for c in combined.columns if c not in AUDIT_COLUMNS and c != "__day"]
     return combined.select(
         *received,
         *[c for c in AUDIT_COLUMNS if c in combined.columns],
         F.lit(ingested_at).cast(T.TimestampType()).alias("_ingested_at"),
         F.lit(run_id).alias("_run_id"),
-        _record_hash([*received, CORRUPT_RECORD]).alias("_record_hash"),
+        # The line's own bytes and where they came from: an identical line in another file is another record.
+        F.sha2(F.concat(F.col(RAW_LINE), F.encode(F.col(SOURCE_FILE), "UTF-8")), 256).alias("_record_hash"),
         F.col("__day").alias(partition_column),
     )
+
+
+LINE_COUNTS = ("lines", "data_lines", "header_lines", "blank_lines", "undecodable_lines", "malformed_lines")
+
+
+def line_counts() -> Column:
+    """Aggregates of a bronze frame: lines, and data lines by outcome, for one `agg` call."""
+    return F.struct(
+        F.count(F.lit(1)).alias("lines"),
+        F.count_if(F.col(LINE_KIND) == LineKind.DATA).alias("data_lines"),
+        F.count_if(F.col(LINE_KIND) == LineKind.HEADER).alias("header_lines"),
+        F.count_if(F.col(LINE_KIND) == LineKind.BLANK).alias("blank_lines"),
+        F.count_if(F.col(LINE_ERROR) == LineError.UNDECODABLE).alias("undecodable_lines"),
+        F.count_if(F.col(LINE_ERROR) == LineError.MALFORMED).alias("malformed_lines"),
+    )
+
+
+def is_data_line(prefix: str = "") -> str:
+    return f"{prefix}{LINE_KIND} = {sql_literal(LineKind.DATA)}"

@@ -7,9 +7,11 @@ commit history is read with `DESCRIBE HISTORY`.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,7 +77,7 @@ def read_table(spark: SparkSession, location: TableLocation) -> DataFrame:
     return spark.read.table(location.identifier)
 
 
-def _read_if_exists(spark: SparkSession, location: TableLocation) -> DataFrame | None:
+def read_table_if_exists(spark: SparkSession, location: TableLocation) -> DataFrame | None:
     if not location.is_path:
         return read_table(spark, location) if spark.catalog.tableExists(location.identifier) else None
     try:
@@ -91,14 +93,14 @@ def _read_if_exists(spark: SparkSession, location: TableLocation) -> DataFrame |
 
 
 def table_exists(spark: SparkSession, location: TableLocation) -> bool:
-    return _read_if_exists(spark, location) is not None
+    return read_table_if_exists(spark, location) is not None
 
 
 def read_window(
     spark: SparkSession, location: TableLocation, window: PartitionWindow, partition_column: str
 ) -> DataFrame | None:
     """The rows of `window`, or None when the table has never been written."""
-    frame = _read_if_exists(spark, location)
+    frame = read_table_if_exists(spark, location)
     return frame.where(window.predicate(partition_column)) if frame is not None else None
 
 
@@ -129,20 +131,23 @@ def write_window(
     partition_column: str,
     *,
     evolve_schema: bool = False,
+    note: Mapping[str, Any] | None = None,
 ) -> Commit:
     """Atomically replace exactly the rows of `window` and return what was committed.
 
     replaceWhere makes a re-run of the same window idempotent and leaves every other day untouched;
     Delta rejects the commit if any written row falls outside the window. Each write tags its commit
     with a unique token, so the commit is found again even after other writers committed on top of it,
-    and its metrics give the window's row count without another scan.
+    and its metrics give the window's row count without another scan. `note` travels in the same commit
+    metadata (JSON), for readers: which build wrote it, and what an operator accepted.
     """
-    token = f"medallion_assets write {uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    user_metadata = json.dumps({WRITE_TOKEN: token, **(note or {})}, sort_keys=True)
     writer = (
         df.write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", window.predicate(partition_column))
-        .option("userMetadata", token)
+        .option("userMetadata", user_metadata)
         .partitionBy(partition_column)
     )
     if evolve_schema:
@@ -178,6 +183,18 @@ def _committed_rows(commit_info: dict[str, Any]) -> int | None:
     return 0 if metrics.get("numFiles") == "0" else None
 
 
+WRITE_TOKEN = "medallion_write"
+
+
+def commit_note(user_metadata: str | None) -> dict[str, Any]:
+    """The JSON a write of ours stores in a commit's userMetadata; empty for any other commit."""
+    try:
+        note = json.loads(user_metadata or "")
+    except ValueError:
+        return {}
+    return note if isinstance(note, dict) else {}
+
+
 def tagged_commit(spark: SparkSession, location: TableLocation, token: str) -> tuple[int, int | None]:
     """The version and window rows of the commit tagged `token`, from one `DESCRIBE HISTORY` query.
 
@@ -187,6 +204,6 @@ def tagged_commit(spark: SparkSession, location: TableLocation, token: str) -> t
     commits = history(spark, location, COMMIT_LOOKBACK).select("version", "userMetadata", "operationMetrics")
     rows = commits.collect()
     for row in rows:
-        if row["userMetadata"] == token:
+        if commit_note(row["userMetadata"]).get(WRITE_TOKEN) == token:
             return int(row["version"]), _committed_rows({"operationMetrics": row["operationMetrics"]})
     return max(int(row["version"]) for row in rows), None

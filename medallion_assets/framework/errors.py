@@ -12,7 +12,7 @@ class TableBuildError(RuntimeError):
 
 
 class MissingUpstream(TableBuildError):
-    """An input table has never been materialized."""
+    """An input table holds no rows for some days of the window: never materialized, or blocked."""
 
 
 class FailedRules(TableBuildError):
@@ -24,7 +24,11 @@ class MissingLanding(TableBuildError):
 
 
 class BlockingChecksFailed(TableBuildError):
-    """The table was built, and a blocking check judged what was written and failed."""
+    """A blocking check failed on the rows about to be written, so nothing was committed."""
+
+
+class HistoryOutOfOrder(TableBuildError):
+    """An SCD2 window whose history depends on days that are missing, or that would contradict later days."""
 
 
 def is_data_error(error: BaseException) -> bool:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from medallion_assets.framework.landed_files import is_landed_file
+
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
-
-LANDED_SUFFIX = ".csv"
 
 
 @dataclass(frozen=True)
@@ -27,15 +27,17 @@ def fingerprint(entries: Iterable[LandedEntry]) -> str:
     Whole seconds, because a Volume reports milliseconds through the Files API and its FUSE mount may
     round; a fingerprint that differs only by rounding would re-run an idempotent partition, no worse.
     """
-    lines = sorted(f"{e.name}:{e.size}:{e.modified_s}" for e in entries if e.name.endswith(LANDED_SUFFIX))
+    lines = sorted(f"{e.name}:{e.size}:{e.modified_s}" for e in entries if is_landed_file(e.name))
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:20]
 
 
 def local_entries(folder: Path) -> list[LandedEntry]:
+    if not folder.is_dir():
+        return []
     return [
         LandedEntry(path.name, stat.st_size, int(stat.st_mtime))
-        for path in sorted(folder.glob(f"*{LANDED_SUFFIX}"))
-        if (stat := path.stat())
+        for path in sorted(folder.iterdir())
+        if is_landed_file(path.name) and path.is_file() and (stat := path.stat())
     ]
 
 
@@ -89,5 +91,5 @@ class VolumeLanding:
         return [
             LandedEntry(e.name, e.file_size or 0, (e.last_modified or 0) // 1000)
             for e in listed
-            if e.name and not e.is_directory and e.name.endswith(LANDED_SUFFIX)
+            if e.name and not e.is_directory and is_landed_file(e.name)
         ]

@@ -24,6 +24,20 @@ def parse_partition_key(key: str) -> date:
         raise InvalidPartitionKey(f"partition key {key!r} is not a real calendar date: {error}") from None
 
 
+def describe_days(days: list[date] | tuple[date, ...]) -> str:
+    """Days for a message: consecutive days as one range, e.g. `2013-01-03, 2013-01-05..2013-01-07`."""
+    ranges: list[list[date]] = []
+    for day in sorted(days):
+        if ranges and (day - ranges[-1][-1]).days == 1:
+            ranges[-1].append(day)
+        else:
+            ranges.append([day])
+    return ", ".join(
+        group[0].isoformat() if len(group) == 1 else f"{group[0].isoformat()}..{group[-1].isoformat()}"
+        for group in ranges
+    )
+
+
 @dataclass(frozen=True)
 class PartitionWindow:
     """A half-open range of days [start, end)."""

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pandera.config import ValidationDepth, config_context
 from pyspark.sql import functions as F
 
+from medallion_assets.framework import checks
 from medallion_assets.framework.scd2 import SCD2_COLUMNS
 from medallion_assets.framework.table import Rule, Severity, TableDeclaration
 
@@ -26,6 +27,8 @@ class CheckOutcome:
     description: str
     severity: CheckSeverity = "ERROR"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # What a person reads when the check fails: which rows, days or columns, and how many.
+    summary: str = ""
 
 
 def sql_literal(value: Any) -> str:
@@ -197,7 +200,8 @@ def contract_outcome(
         if count
     ]
     return CheckOutcome(
-        name="contract",
+        name=checks.CONTRACT,
+        summary="; ".join(f"{f['column']}: {f['error']}" for f in failures[:5]),
         passed=not failures,
         description=f"Pandera contract {table.contract.__name__}: types, nullability and value domains",
         metadata={

@@ -6,6 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from medallion_assets.framework import checks
+from medallion_assets.framework.landed_files import SUPPORTED_ENCODINGS
+
 if TYPE_CHECKING:
     import pandera.pyspark as pa
     from pyspark.sql import DataFrame
@@ -52,11 +55,19 @@ class Rule:
 
 @dataclass(frozen=True)
 class LandingSource:
-    """Files that an upstream system delivers per day, as CSV with a header line."""
+    """Files that an upstream system delivers per day: delimited text with a header line.
+
+    `encoding` is what the sender writes when a file carries no byte-order mark; a mark always wins.
+    """
 
     name: str
     columns: tuple[str, ...]
     description: str
+    encoding: str = "UTF-8"
+
+    def __post_init__(self) -> None:
+        if self.encoding not in SUPPORTED_ENCODINGS:
+            raise ValueError(f"landing source {self.name}: encoding must be one of {SUPPORTED_ENCODINGS}")
 
 
 @dataclass(frozen=True)
@@ -113,7 +124,10 @@ class TableDeclaration:
     casts: Mapping[str, str] = field(default_factory=dict)
     rules: Sequence[Rule] = ()
     natural_key: tuple[str, ...] = ()
-    dedup_order: tuple[str, ...] = ("_source._source_file DESC", "_source._record_hash")
+    # The newest delivery wins, by when its file landed; the file name and the line only break ties.
+    dedup_order: tuple[str, ...] = ("_source._landed_at DESC", "_source._source_file DESC", "_source._record_hash")
+    # The share of a day's rows that silver may quarantine before the day is judged suspicious and blocked.
+    max_quarantine_rate: float = 0.05
     scd2: Scd2 | None = None
     conservation: Conservation | None = None
     foreign_keys: Sequence[ForeignKey] = ()
@@ -131,6 +145,8 @@ class TableDeclaration:
         bad_pii = {c: t for c, t in self.pii_columns.items() if t not in ("hash", "mask")}
         if bad_pii:
             raise ValueError(f"{self.key}: PII treatment must be 'hash' or 'mask': {bad_pii}")
+        if not 0 <= self.max_quarantine_rate <= 1:
+            raise ValueError(f"{self.key}: max_quarantine_rate is a share of rows, from 0 to 1")
         if self.casts and not self.has_quarantine:
             raise ValueError(f"{self.key}: casts parse bronze strings, so they belong to silver tables")
 
@@ -163,11 +179,11 @@ class TableDeclaration:
     @property
     def check_names(self) -> list[str]:
         if self.key.layer == "bronze":
-            return ["landing_reconciliation"]
-        names = ["contract"]
+            return [checks.LANDING_DELIVERED, checks.LANDING_RECONCILIATION]
+        names = [checks.CONTRACT]
         if self.has_quarantine:
-            names.append("source_schema")
+            names += [checks.SOURCE_SCHEMA, checks.QUARANTINE_RATE]
         if self.has_quarantine or self.conservation is not None:
-            names.append("reconciliation")
-        names.extend(f"fk_{fk.name}" for fk in self.foreign_keys)
+            names.append(checks.RECONCILIATION)
+        names.extend(checks.foreign_key_check(fk.name) for fk in self.foreign_keys)
         return names

@@ -24,23 +24,18 @@ from dagster import (
 )
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationTargetMaterializationData
 
+from medallion_assets.framework import checks
 from medallion_assets.framework.bronze_ingest import bronze_schema
 from medallion_assets.framework.execution import TableCatalog
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import contract_rules
 from medallion_assets.framework.table import TableDeclaration
+from medallion_assets.orchestration.reporting import FailureWithChecks
 from medallion_assets.resources.compute import ComputeTarget
 
 # Transient failures (a lost executor, a throttled API) are retried; data and contract failures raise
 # Failure(allow_retries=False) and failed blocking checks are not user errors, so neither is retried.
 TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-
-CHECK_DESCRIPTIONS = {
-    "landing_reconciliation": "Every landed data line is a bronze row.",
-    "contract": "Pandera contract: column types, nullability and value domains.",
-    "source_schema": "Landed files carry the expected columns; extra columns warn as drift.",
-    "reconciliation": "Nothing lost: rows in = rows out + quarantined + duplicates dropped.",
-}
 
 
 def daily_partitions(days: PartitionWindow) -> DailyPartitionsDefinition:
@@ -75,9 +70,9 @@ def check_specs(table: TableDeclaration, partitions_def: PartitionsDefinition) -
     key = AssetKey(table.key.path)
     specs = []
     for name in table.check_names:
-        fk = next((fk for fk in table.foreign_keys if f"fk_{fk.name}" == name), None)
+        fk = next((fk for fk in table.foreign_keys if checks.foreign_key_check(fk.name) == name), None)
         description = (
-            f"Every {fk.column} exists in {fk.references}.{fk.references_column}." if fk else CHECK_DESCRIPTIONS[name]
+            f"Every {fk.column} exists in {fk.references}.{fk.references_column}." if fk else checks.DESCRIPTIONS[name]
         )
         # Partitioned like the asset, so each day's check result belongs to that day in the UI and to
         # automation's blocking-check condition.
@@ -153,7 +148,12 @@ def build_table_asset(
         context: AssetExecutionContext, compute: ComputeTarget
     ) -> Iterator[MaterializeResult | AssetCheckEvaluation]:
         window = partition_window(context)
-        result = compute.materialize(context, table, catalog, window)
+        try:
+            result = compute.materialize(context, table, catalog, window)
+        except FailureWithChecks as failure:
+            # Judged and not committed: the checks say why, and no materialization is recorded.
+            yield from failure.check_results
+            raise
         yield result
         if window.day_count > 1:
             yield from checks_per_day(context, result, window)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, MaterializeResult, MetadataValue
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure, MaterializeResult, MetadataValue
 
 from medallion_assets.framework.execution import TableRunReport
 
@@ -22,7 +23,7 @@ def to_check_results(report: TableRunReport) -> list[AssetCheckResult]:
             check_name=outcome.name,
             passed=outcome.passed,
             severity=AssetCheckSeverity(outcome.severity),
-            description=outcome.description,
+            description=outcome.summary if not outcome.passed and outcome.summary else outcome.description,
             metadata={key: metadata_value(value) for key, value in outcome.metadata.items()},
         )
         for outcome in report.checks
@@ -35,3 +36,21 @@ def to_materialize_result(report: TableRunReport) -> MaterializeResult:
         metadata={key: metadata_value(value) for key, value in report.metadata.items()},
         check_results=to_check_results(report),
     )
+
+
+class FailureWithChecks(Failure):
+    """A materialization that failed after judging its checks: the asset reports them, then fails.
+
+    Raised for a window that a blocking check kept from being committed, so the UI shows which check failed
+    and why, and no materialization is recorded.
+    """
+
+    def __init__(
+        self, description: str, check_results: Sequence[AssetCheckResult], *, allow_retries: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(description=description, allow_retries=allow_retries, **kwargs)
+        self.check_results = list(check_results)
+
+
+def blocked(report: TableRunReport) -> FailureWithChecks:
+    return FailureWithChecks(str(report.blocked_error()), to_check_results(report))

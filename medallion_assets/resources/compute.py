@@ -12,7 +12,8 @@ from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.landing import LandingListing, LocalLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableDeclaration
-from medallion_assets.orchestration.reporting import to_materialize_result
+from medallion_assets.orchestration.reporting import blocked, to_materialize_result
+from medallion_assets.runtime import protocol
 
 
 class ComputeTarget(ConfigurableResource, ABC):
@@ -50,11 +51,19 @@ class LocalSparkCompute(ComputeTarget):
         context.log.info(f"building {table.key} for {window} on local Spark")
         try:
             report = run_table(
-                local_spark_session(), PathLakehouse(self.home), table, catalog, window, run_id=context.run_id
+                local_spark_session(),
+                PathLakehouse(self.home),
+                table,
+                catalog,
+                window,
+                run_id=context.run_id,
+                accepted_checks=protocol.parse_check_names(context.run.tags.get(protocol.ACCEPT_CHECKS_TAG)),
             )
         except Exception as error:
             if not is_data_error(error):
                 raise
             # Errors in the data, its landing or the query: a retry cannot fix them, so they fail once.
             raise Failure(description=str(error), allow_retries=False) from None
+        if not report.committed:
+            raise blocked(report)
         return to_materialize_result(report)

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     DagsterError,
     DagsterExecutionInterruptedError,
@@ -20,6 +21,7 @@ from dagster import (
     PipesClientCompletedInvocation,
     PipesContextInjector,
     PipesMessageReader,
+    PipesSession,
     open_pipes_session,
 )
 from pydantic import PrivateAttr
@@ -29,6 +31,7 @@ from medallion_assets.framework.execution import TableCatalog
 from medallion_assets.framework.landing import LandingListing, VolumeLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableDeclaration
+from medallion_assets.orchestration.reporting import FailureWithChecks
 from medallion_assets.resources.compute import ComputeTarget
 from medallion_assets.resources.volume_pipes import LaunchFolder, LaunchFolderContextInjector, LaunchFolderMessageReader
 from medallion_assets.runtime import protocol
@@ -57,8 +60,8 @@ class DeployedJob:
         return self.task_timeouts.get(task, self.timeout_seconds)
 
 
-class RemoteRunFailed(Failure):
-    """The Databricks run ended without success; its message is the remote error."""
+class RemoteRunFailed(FailureWithChecks):
+    """The Databricks run ended without success; its message is the remote error, with the checks it sent."""
 
 
 class DatabricksRunCancelled(DagsterError, DagsterExecutionInterruptedError):
@@ -218,6 +221,7 @@ class DatabricksCompute(ComputeTarget):
                     protocol.PARTITION_END: last,
                     protocol.PIPES_CONTEXT: bootstrap["--dagster-pipes-context"],
                     protocol.PIPES_MESSAGES: bootstrap["--dagster-pipes-messages"],
+                    protocol.ACCEPTED_CHECKS: context.run.tags.get(protocol.ACCEPT_CHECKS_TAG, ""),
                 },
                 # The same token names the same run: a repeated run-now never starts a second one.
                 "idempotency_token": uuid.uuid4().hex,
@@ -238,7 +242,7 @@ class DatabricksCompute(ComputeTarget):
                 f"Databricks run {run.run_page_url} ended: {run.state.result_state if run.state else None}"
             )
         # The session has closed, so every message the task sent, its failure report included, has been read.
-        self._raise_unless_succeeded(run, session.get_custom_messages())
+        self._raise_unless_succeeded(run, session)
         metadata: dict[str, Any] = {"databricks_run_id": str(run_id)}
         if run.run_duration:
             metadata[RUN_SECONDS] = run.run_duration / 1000
@@ -274,12 +278,17 @@ class DatabricksCompute(ComputeTarget):
                 return run
             pause = FIRST_POLL_S if pause > self.poll_interval_seconds else min(pause * 2, self.poll_interval_seconds)
 
-    def _raise_unless_succeeded(self, run: Run, custom_messages: Any) -> None:
+    def _raise_unless_succeeded(self, run: Run, session: PipesSession) -> None:
         result = run.state.result_state.value if run.state and run.state.result_state else ""
         if result == "SUCCESS":
             return
         reported = next(
-            (failure for failure in map(protocol.parse_failure_message, custom_messages or []) if failure), None
+            (
+                failure
+                for failure in map(protocol.parse_failure_message, session.get_custom_messages() or [])
+                if failure
+            ),
+            None,
         )
         if reported is not None:
             message = f"{reported['error_class']}: {reported['message']}"
@@ -297,6 +306,12 @@ class DatabricksCompute(ComputeTarget):
             retryable = result not in ("CANCELED", "TIMEDOUT")
         raise RemoteRunFailed(
             description=f"Databricks run {run.run_id} ({result or 'no result'}) failed: {message}",
+            # A task that judged its checks and committed nothing sent them first; the asset reports them.
+            check_results=[
+                result
+                for result in session.get_results(implicit_materializations=False)
+                if isinstance(result, AssetCheckResult)
+            ],
             metadata={"databricks_run_url": MetadataValue.url(run.run_page_url or ""), "remote_error": message},
             allow_retries=retryable,
         )

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from medallion_assets.framework.errors import BlockingChecksFailed, TableBuildError, is_data_error
+from medallion_assets.framework.errors import TableBuildError, is_data_error
 from medallion_assets.framework.lakehouse import Lakehouse, PathLakehouse, UnityCatalogLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableKey
@@ -34,6 +34,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--table", required=True, help="layer/name, e.g. silver/flights")
     parser.add_argument("--partition-start", default="", help="first day; empty means yesterday (UTC)")
     parser.add_argument("--partition-end", default="", help="last day, inclusive; empty means the first day")
+    parser.add_argument(
+        "--accepted-checks", default="", help="comma-separated blocking checks whose failure the operator accepts"
+    )
     parser.add_argument("--catalog", default="main")
     parser.add_argument("--bronze-schema", default="bronze")
     parser.add_argument("--silver-schema", default="silver")
@@ -105,22 +108,26 @@ def _build(args: argparse.Namespace, key: TableKey, window: PartitionWindow, run
     from medallion_assets.framework.execution import run_table
     from medallion_assets.resources.spark import runtime_spark_session
 
-    return run_table(runtime_spark_session(), lakehouse_for(args), CATALOG[key], CATALOG, window, run_id=run_id)
+    return run_table(
+        runtime_spark_session(),
+        lakehouse_for(args),
+        CATALOG[key],
+        CATALOG,
+        window,
+        run_id=run_id,
+        accepted_checks=protocol.parse_check_names(args.accepted_checks),
+    )
 
 
-def _raise_on_failed_blocking_checks(report: TableRunReport) -> None:
-    failed = [check for check in report.checks if not check.passed and check.severity == "ERROR"]
-    if failed:
-        raise BlockingChecksFailed(
-            f"{report.table} {report.window}: blocking checks failed: "
-            + "; ".join(f"{check.name} {check.metadata}" for check in failed)
-        )
+def _raise_unless_committed(report: TableRunReport) -> None:
+    if not report.committed:
+        raise report.blocked_error()
 
 
 def run_standalone(args: argparse.Namespace, key: TableKey, window: PartitionWindow) -> TableRunReport:
     report = _build(args, key, window, run_id=f"databricks-{datetime.now(UTC):%Y%m%dT%H%M%S}")
     print(f"{protocol.ENTRY_POINT}: {key} {window}: {report.metadata}")
-    _raise_on_failed_blocking_checks(report)
+    _raise_unless_committed(report)
     return report
 
 
@@ -140,7 +147,7 @@ def run_with_pipes(args: argparse.Namespace, key: TableKey, window: PartitionWin
         try:
             report = _build(args, key, window, run_id=pipes.run_id)
             report_checks_over_pipes(pipes, report)
-            _raise_on_failed_blocking_checks(report)
+            _raise_unless_committed(report)
             report_materialization_over_pipes(pipes, report)
         except Exception as error:
             # The task fails by raising; this message tells Dagster, in a structure and not in log text,

@@ -17,7 +17,18 @@ PARTITION_START: Final = "partition_start"
 PARTITION_END: Final = "partition_end"
 PIPES_CONTEXT: Final = "dagster_pipes_context"
 PIPES_MESSAGES: Final = "dagster_pipes_messages"
-JOB_PARAMETERS: Final = (PARTITION_START, PARTITION_END, PIPES_CONTEXT, PIPES_MESSAGES)
+# Comma-separated check names whose failure an operator accepts for this run (see ACCEPT_CHECKS_TAG).
+ACCEPTED_CHECKS: Final = "accepted_checks"
+JOB_PARAMETERS: Final = (PARTITION_START, PARTITION_END, PIPES_CONTEXT, PIPES_MESSAGES, ACCEPTED_CHECKS)
+
+# The Dagster run tag an operator sets (in the launchpad or on a backfill) to accept failed blocking checks by
+# name, e.g. `quarantine_rate`: the window is committed, and the acceptance is recorded in the check and commit.
+ACCEPT_CHECKS_TAG: Final = "medallion/accept_checks"
+
+
+def parse_check_names(value: str | None) -> frozenset[str]:
+    return frozenset(name.strip() for name in (value or "").split(",") if name.strip())
+
 
 # Job tags: how Dagster finds the job a `databricks bundle deploy` created for it.
 DOMAIN_TAG: Final = "medallion_domain"
