@@ -29,8 +29,10 @@ from dagster._core.utils import make_new_run_id
 
 from medallion_assets.automation import FOLLOWS_UPSTREAM, landing_sensor
 from medallion_assets.definitions import defs, partitions
+from medallion_assets.domains import CATALOG
 from medallion_assets.domains.flights.landing import AIRLINES
 from medallion_assets.framework.landing import folder_fingerprint
+from medallion_assets.framework.table import TableKey
 from medallion_assets.resources.compute import LocalSparkCompute
 
 
@@ -95,6 +97,15 @@ def test_malformed_folders_are_reported_not_crashed_on(home: Path) -> None:
     assert "2013-02-30" in message
 
 
+def test_an_empty_day_folder_is_requested_so_its_run_fails_loudly(home: Path) -> None:
+    (home / "landing/airlines/2013-01-05").mkdir(parents=True)
+    first = evaluate(home)
+    # bronze fails `landing_delivered` for it, rather than the day staying silently unbuilt.
+    assert [r.partition_key for r in first.run_requests] == ["2013-01-05"]
+    land(home, "2013-01-05")
+    assert [r.partition_key for r in evaluate(home, first.cursor).run_requests] == ["2013-01-05"]
+
+
 def test_nothing_landed_is_a_skip_reason(home: Path) -> None:
     assert "nothing has landed yet" in skip_message(evaluate(home))
 
@@ -133,22 +144,23 @@ def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
 
 
 def materialize_with_check(instance: DagsterInstance, key: AssetKey, day: str, passed: bool) -> None:
-    """What a bronze run records: the day's materialization, then its blocking check pointing at it."""
+    """What a bronze run records: the day's materialization, then its blocking checks pointing at it."""
     instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
     (record,) = instance.fetch_materializations(AssetRecordsFilter(asset_key=key, asset_partitions=[day]), 1).records
-    instance.report_runless_asset_event(
-        AssetCheckEvaluation(
-            asset_key=key,
-            check_name="landing_reconciliation",
-            passed=passed,
-            severity=AssetCheckSeverity.ERROR,
-            partition=day,
-            blocking=True,
-            target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
-                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-            ),
+    for check_name in CATALOG[TableKey(*key.path)].check_names:
+        instance.report_runless_asset_event(
+            AssetCheckEvaluation(
+                asset_key=key,
+                check_name=check_name,
+                passed=passed,
+                severity=AssetCheckSeverity.ERROR,
+                partition=day,
+                blocking=True,
+                target_materialization_data=AssetCheckEvaluationTargetMaterializationData(
+                    storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+                ),
+            )
         )
-    )
 
 
 def test_a_failed_blocking_check_stops_the_chain_for_its_day() -> None:

@@ -105,7 +105,7 @@ def check(report, name: str):
 def assert_accounted(bronze, silver) -> None:
     """Every landed line is a bronze row, and every data line is in silver, in quarantine or a counted copy."""
     assert check(bronze, checks.LANDING_RECONCILIATION).passed
-    assert bronze.metadata["rows_out"] == bronze.metadata["rows_in"]
+    assert bronze.metadata["rows_out"] == bronze.metadata["data_lines"]
     assert silver.metadata["rows_in"] == bronze.metadata["data_lines"]
     assert check(silver, checks.RECONCILIATION).passed, check(silver, checks.RECONCILIATION).metadata
 

@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "dapi-emulated-0123456789abcdef"
 CHAIN = [AssetKey(["bronze", "airlines"]), AssetKey(["silver", "airlines"]), AssetKey(["gold", "dim_carrier"])]
 WINDOW = PartitionWindow(date(2013, 1, 1), date(2013, 1, 3))
-AUDIT = ("_ingested_at", "_run_id")
+# Run-specific, and `_landed_at` is the modification time of the Volume copy of each landed file.
+AUDIT = ("_ingested_at", "_run_id", "_landed_at")
 
 
 @pytest.fixture(scope="module")

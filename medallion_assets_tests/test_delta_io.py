@@ -45,12 +45,14 @@ def test_each_write_reports_its_own_version_and_the_rows_of_its_window(spark, tm
     location = path_table(tmp_path)
     created = write_window(rows(spark, FIRST.start, 3), location, FIRST, "day")
     other_day = write_window(rows(spark, SECOND.start, 5), location, SECOND, "day")
-    replaced = write_window(rows(spark, FIRST.start, 2), location, FIRST, "day")
+    replaced = write_window(rows(spark, FIRST.start, 2), location, FIRST, "day", note={"build": "b-1"})
     assert (created.version, created.window_rows) == (0, 3)
     assert (other_day.version, other_day.window_rows) == (1, 5)
     # A re-run replaces its window: the count is the window's rows now, not the rows ever written to it.
     assert (replaced.version, replaced.window_rows) == (2, 2)
-    assert latest_commit(spark, location)["userMetadata"].startswith("medallion_assets write ")
+    # The commit's userMetadata is JSON: the write's own token, and the note a reader pairs commits by.
+    note = delta_io.commit_note(latest_commit(spark, location)["userMetadata"])
+    assert note["build"] == "b-1" and len(note[delta_io.WRITE_TOKEN]) == 32
 
 
 def test_an_empty_write_into_an_empty_window_commits_nothing_and_counts_zero(spark, tmp_path: Path) -> None:
@@ -68,12 +70,12 @@ def test_an_empty_write_into_an_empty_window_commits_nothing_and_counts_zero(spa
 def test_a_commit_is_found_under_later_commits(spark, tmp_path: Path) -> None:
     location = path_table(tmp_path)
     mine = write_window(rows(spark, FIRST.start, 4), location, FIRST, "day")
-    token = latest_commit(spark, location)["userMetadata"]
+    token = delta_io.commit_note(latest_commit(spark, location)["userMetadata"])[delta_io.WRITE_TOKEN]
     # Another writer commits on top before the first one looks its commit up.
     write_window(rows(spark, SECOND.start, 7), location, SECOND, "day")
     assert delta_io.tagged_commit(spark, location, token) == (mine.version, 4)
     # A tag that is not there: the newest version, and no row count.
-    assert delta_io.tagged_commit(spark, location, "medallion_assets write absent") == (mine.version + 1, None)
+    assert delta_io.tagged_commit(spark, location, "absent") == (mine.version + 1, None)
 
 
 def test_a_path_that_holds_no_delta_table_is_absent(spark, tmp_path: Path) -> None:
@@ -110,9 +112,9 @@ def test_a_three_part_name_writes_rereads_replaces_and_finds_its_commits(spark, 
     assert read_window(spark, location, FIRST, "day") is None
 
     created = write_window(rows(spark, FIRST.start, 3), location, FIRST, "day")  # saveAsTable creates it
-    token = latest_commit(spark, location)["userMetadata"]
+    token = delta_io.commit_note(latest_commit(spark, location)["userMetadata"])[delta_io.WRITE_TOKEN]
     other_day = write_window(rows(spark, SECOND.start, 5), location, SECOND, "day")
-    replaced = write_window(rows(spark, FIRST.start, 2), location, FIRST, "day")
+    replaced = write_window(rows(spark, FIRST.start, 2), location, FIRST, "day", note={"build": "b-1"})
     assert [(c.version, c.window_rows) for c in (created, other_day, replaced)] == [(0, 3), (1, 5), (2, 2)]
     assert delta_io.tagged_commit(spark, location, token) == (0, 3)
 

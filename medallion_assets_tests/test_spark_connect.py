@@ -25,7 +25,7 @@ from medallion_assets.domains import CATALOG
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework import delta_io
 from medallion_assets.framework.delta_io import read_window, table_exists, write_window
-from medallion_assets.framework.execution import run_table
+from medallion_assets.framework.execution import BUILD_ID, run_table
 from medallion_assets.framework.lakehouse import PathLakehouse, TableLocation, UnityCatalogLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableKey
@@ -43,7 +43,7 @@ CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
 AUDIT_COLUMNS = ("_ingested_at", "_run_id")
 # Materialization metadata about where and how long, not what: the wall time and the table's location under a
 # different lakehouse root. Counts, rule failures, Delta versions and landing fingerprints must be equal.
-RUN_SPECIFIC_METADATA = frozenset({"duration_s", "table", "quarantine_table"})
+RUN_SPECIFIC_METADATA = frozenset({"duration_s", "table", "quarantine_table", BUILD_ID})
 # Dagster adds this to each day's copy of a range run's check result; the runtime reports the run's own result.
 DAGSTER_ONLY_CHECK_METADATA = frozenset({"partition_window"})
 
@@ -180,7 +180,7 @@ def _write_reread_and_look_up(session: Any, location: TableLocation) -> None:
     assert not table_exists(session, location)
     assert read_window(session, location, FIRST, "day") is None
     mine = write_window(rows(FIRST.start, 4), location, FIRST, "day")
-    token = delta_io.history(session, location, 1).first()["userMetadata"]
+    token = delta_io.commit_note(delta_io.history(session, location, 1).first()["userMetadata"])[delta_io.WRITE_TOKEN]
     # Another writer commits on top; then the first day is written again and replaces its window.
     other = write_window(rows(SECOND.start, 7), location, SECOND, "day")
     again = write_window(rows(FIRST.start, 2), location, FIRST, "day")

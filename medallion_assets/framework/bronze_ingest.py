@@ -20,7 +20,6 @@ from medallion_assets.framework.errors import MissingLanding
 from medallion_assets.framework.lakehouse import Lakehouse
 from medallion_assets.framework.landed_files import UTF8, LandedFile, inspect_file, is_landed_file
 from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.framework.quality import sql_literal
 from medallion_assets.framework.table import LandingSource
 
 RAW_LINE = "_raw_line"
@@ -31,7 +30,6 @@ SOURCE_COLUMNS = "_source_columns"
 LANDED_AT = "_landed_at"
 AUDIT_COLUMNS: tuple[str, ...] = (
     RAW_LINE,
-    LINE_KIND,
     LINE_ERROR,
     SOURCE_FILE,
     "_source_encoding",
@@ -44,7 +42,7 @@ AUDIT_COLUMNS: tuple[str, ...] = (
 
 
 class LineKind:
-    """What a landed line is. Only data lines go on to silver; the others are kept so a file can be rebuilt."""
+    """What a landed line is. Bronze keeps the data lines; header and blank lines are counted, not stored."""
 
     DATA = "data"
     HEADER = "header"
@@ -125,7 +123,9 @@ def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
     parsed = F.from_csv(
         text,
         schema,
-        {"sep": first.delimiter, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": _MALFORMED},
+        # RFC 4180, as spreadsheets and databases export: a quote inside a quoted field is doubled, and a
+        # backslash is an ordinary character (Spark's default escape would eat the one in "Martha\'s Vineyard").
+        {"sep": first.delimiter, "escape": '"', "mode": "PERMISSIVE", "columnNameOfCorruptRecord": _MALFORMED},
     )
     kind = (
         F.when(F.trim(text) == "", F.lit(LineKind.BLANK))
@@ -147,13 +147,13 @@ def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
     return with_parsed.select(
         *[F.col("__parsed")[name].alias(name) for name in first.header],
         F.col("value").cast("binary").alias(RAW_LINE),
-        F.col(LINE_KIND),
         error.alias(LINE_ERROR),
         F.col(SOURCE_FILE),
         F.lit(first.encoding).alias("_source_encoding"),
         F.array(*[F.lit(name) for name in first.header]).alias(SOURCE_COLUMNS),
         F.col("file_modification_time").alias(LANDED_AT),
         F.to_date(F.regexp_extract(SOURCE_FILE, r"^[^/]+/([^/]+)/", 1)).alias("__day"),
+        F.col(LINE_KIND),
     )
 
 
@@ -163,7 +163,6 @@ def bronze_schema(source: LandingSource, partition_column: str) -> T.StructType:
         [T.StructField(name, string) for name in source.columns]
         + [
             T.StructField(RAW_LINE, T.BinaryType()),
-            T.StructField(LINE_KIND, string),
             T.StructField(LINE_ERROR, string),
             T.StructField(SOURCE_FILE, string),
             T.StructField("_source_encoding", string),
@@ -186,7 +185,7 @@ def ingest(
     ingested_at: datetime,
     partition_column: str,
 ) -> DataFrame:
-    """One DataFrame of every landed line; columns a file lacks are null, extra columns are kept."""
+    """One DataFrame of every landed line, with its `_line_kind`; columns a file lacks are null, extra kept."""
     groups: dict[tuple[object, ...], list[LandedFile]] = defaultdict(list)
     for landed in files:
         if landed.has_lines:
@@ -196,10 +195,10 @@ def ingest(
         [f for f in bronze_schema(source, partition_column).fields if f.name not in audit_fields]
         + [T.StructField("__day", T.DateType())]
     )
-    combined = spark.createDataFrame([], empty_schema)
+    combined = spark.createDataFrame([], T.StructType([*empty_schema.fields, T.StructField(LINE_KIND, T.StringType())]))
     for group in groups.values():
         combined = combined.unionByName(_read_files(spark, group), allowMissingColumns=True)
-    received = [c for c in combined.columns if c not in AUDIT_COLUMNS and c != "__day"]
+    received = [c for c in combined.columns if c not in AUDIT_COLUMNS and c not in ("__day", LINE_KIND)]
     return combined.select(
         *received,
         *[c for c in AUDIT_COLUMNS if c in combined.columns],
@@ -208,7 +207,13 @@ def ingest(
         # The line's own bytes and where they came from: an identical line in another file is another record.
         F.sha2(F.concat(F.col(RAW_LINE), F.encode(F.col(SOURCE_FILE), "UTF-8")), 256).alias("_record_hash"),
         F.col("__day").alias(partition_column),
+        F.col(LINE_KIND),
     )
+
+
+def data_lines(lines: DataFrame) -> DataFrame:
+    """The rows bronze stores: every data line, without the line-kind column the tally needed."""
+    return lines.where(F.col(LINE_KIND) == LineKind.DATA).drop(LINE_KIND)
 
 
 LINE_COUNTS = ("lines", "data_lines", "header_lines", "blank_lines", "undecodable_lines", "malformed_lines")
@@ -224,7 +229,3 @@ def line_counts() -> Column:
         F.count_if(F.col(LINE_ERROR) == LineError.UNDECODABLE).alias("undecodable_lines"),
         F.count_if(F.col(LINE_ERROR) == LineError.MALFORMED).alias("malformed_lines"),
     )
-
-
-def is_data_line(prefix: str = "") -> str:
-    return f"{prefix}{LINE_KIND} = {sql_literal(LineKind.DATA)}"

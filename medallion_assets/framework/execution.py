@@ -169,7 +169,7 @@ def prepare_source(bronze: DataFrame, expected: Sequence[str], casts: Mapping[st
     Parse failures are judged here, before a transform can rename or drop the parsed columns, and
     travel inside `_source` so every transform carries them along without knowing about them.
     """
-    filled = bronze.where(bronze_ingest.is_data_line())
+    filled = bronze
     for column in expected:
         if column not in filled.columns:
             filled = filled.withColumn(column, F.lit(None).cast("string"))
@@ -334,14 +334,20 @@ def _run_bronze(build: Build) -> TableRunReport:
         CheckOutcome(
             checks.LANDING_RECONCILIATION,
             passed=counted_lines == totals["lines"],
-            description="every landed line is a bronze row",
-            metadata={"landed_lines": counted_lines, "bronze_rows": totals["lines"]},
+            description="every landed line is a bronze row, a header line or a blank line",
+            metadata={
+                "landed_lines": counted_lines,
+                "bronze_rows": totals["data_lines"],
+                "header_lines": totals["header_lines"],
+                "blank_lines": totals["blank_lines"],
+            },
             summary=f"the files hold {counted_lines} lines and Spark read {totals['lines']}",
         ),
     ]
     report.metadata.update(
         {
-            "rows_in": counted_lines,
+            "rows_in": totals["data_lines"],
+            "landed_lines": counted_lines,
             **totals,
             "landed_files": len(files),
             "empty_files": sum(not landed.has_lines for landed in files),
@@ -352,13 +358,16 @@ def _run_bronze(build: Build) -> TableRunReport:
     if not _may_commit(build, report):
         return report
     location = build.lakehouse.table(table.key)
-    commit = write_window(rows, location, window, table.partition_column, evolve_schema=True, note=build.commit_note())
-    if commit.window_rows != totals["lines"]:
-        # The files were read twice, to judge and to write; a file that changed in between is caught here.
-        raise TableBuildError(
-            f"{table.key} {window}: committed {commit.window_rows} rows, but {totals['lines']} lines were judged; "
-            "a landed file changed during ingestion. Re-run these partitions."
-        )
+    commit = write_window(
+        bronze_ingest.data_lines(rows),
+        location,
+        window,
+        table.partition_column,
+        evolve_schema=True,
+        note=build.commit_note(),
+    )
+    # The files were read twice, to judge and to write; a file that changed in between is caught here.
+    _expect_committed(build, table.key, commit.window_rows, totals["data_lines"])
     report.committed = True
     report.metadata.update({"rows_out": commit.window_rows, "delta_version": commit.version, "table": str(location)})
     return report

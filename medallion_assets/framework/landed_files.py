@@ -98,7 +98,7 @@ def count_lines(path: Path, separator: bytes | None = None) -> int:
             joined = carry + chunk
             terminators += joined.count(separator) - carry.count(separator)
             carry = joined[-(len(separator) - 1) :] if len(separator) > 1 else b""
-        last = chunk[-8:]
+        last = (last + chunk)[-8:]
     if not last:
         return 0
     ends_with_terminator = last.endswith(separator) if separator is not None else last[-1:] in (b"\n", b"\r")
