@@ -192,8 +192,13 @@ def test_a_day_where_everything_is_quarantined_is_blocked_and_readers_keep_the_l
 
 
 def test_an_operator_can_accept_a_failed_check_and_the_acceptance_is_recorded(spark, home: Path) -> None:
-    broken = "\n".join([HEADER, *[line.replace(",", "\udcff,", 1) for line in REAL_DAY]]) + "\n"
-    land(home, "flights", "flights.csv", broken.encode("utf-8", "surrogateescape"))
+    broken = "\n".join([HEADER, *[line.replace(",", "\udcff,", 1) for line in REAL_DAY[:-20]], *REAL_DAY[-20:]])
+    land(home, "flights", "flights.csv", (broken + "\n").encode("utf-8", "surrogateescape"))
+    _, silver = run_flights(spark, home)
+    assert not silver.committed
+    # Gold never builds on the blocked day: the day is a gap in silver.
+    with pytest.raises(MissingUpstream, match=r"silver/flights holds no rows for 2013-01-01"):
+        build(spark, home, TableKey("gold", "fact_flights"))
     _, silver = run_flights(spark, home, accepted_checks=[checks.QUARANTINE_RATE])
     assert silver.committed
     rate = check(silver, checks.QUARANTINE_RATE)

@@ -135,7 +135,11 @@ def test_a_broken_landing_file_fails_a_blocking_check_and_blocks_downstream(spar
     evaluations = check_evaluations(run.result)
     schema_check = evaluations[("silver/flights", "source_schema")]
     assert not schema_check.passed and schema_check.metadata["missing_columns"].value == ["dep_delay"]
+    # Judged before the commit: the failed check is recorded, the day is not written, and nothing downstream runs.
+    assert AssetKey(["silver", "flights"]) not in materialized_keys(run.result)
     assert set(downstream).isdisjoint(materialized_keys(run.result))
+    failure = next(e for e in run.result.all_events if e.is_step_failure and "silver__flights" in (e.step_key or ""))
+    assert "was not written" in failure.step_failure_data.error.message
 
 
 def test_a_single_run_backfill_equals_one_run_per_partition(

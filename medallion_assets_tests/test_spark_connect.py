@@ -280,10 +280,11 @@ def classic_expressions() -> Iterator[None]:
 def test_rejected_rows_are_quarantined_alike_over_spark_connect(spark, connect_spark: Any, tmp_path: Path) -> None:
     """The two-day parity build quarantines nothing; here a bad snapshot line takes the quarantine path too."""
     stage(tmp_path / "landing", FIRST, progress=False)
-    landed = tmp_path / "landing" / "airlines" / FIRST.start.isoformat() / "airlines.csv"
-    # A carrier code the contract rejects, and a line with a field too many.
-    landed.write_text(landed.read_text(encoding="utf-8") + "toolong,Not An Airline\nZZ,Extra,Field\n", "utf-8")
-    keys = (TableKey("bronze", "airlines"), TableKey("silver", "airlines"))
+    landed = tmp_path / "landing" / "airports" / FIRST.start.isoformat() / "airports.csv"
+    # An airport code the contract rejects, and a line with a field too many: 2 of 1,460 lines.
+    bad = "TOOLONGX,Not An Airport,41,-73,10,-5,A,America/New_York\nZZZ,Extra,41,-73,10,-5,A,America/New_York,x\n"
+    landed.write_text(landed.read_text(encoding="utf-8") + bad, "utf-8")
+    keys = (TableKey("bronze", "airports"), TableKey("silver", "airports"))
     homes = {"classic": tmp_path / "classic", "connect": tmp_path / "connect"}
     reports: dict[str, Any] = {}
     for engine, home in homes.items():
@@ -293,13 +294,13 @@ def test_rejected_rows_are_quarantined_alike_over_spark_connect(spark, connect_s
             for key in keys:
                 reports[engine] = run_table(session, lakehouse, CATALOG[key], CATALOG, FIRST, run_id=engine)
     assert reports["connect"].metadata["rows_quarantined"] == 2
-    for stored in (TableKey("silver", "airlines"), TableKey("silver", "airlines_quarantine")):
+    for stored in (TableKey("silver", "airports"), TableKey("silver", "airports_quarantine")):
         classic_rows, connect_rows = (
             _rows(connect_spark, PathLakehouse(str(home)).table(stored)) for home in homes.values()
         )
         assert connect_rows == classic_rows, stored
     quarantined = _rows(
-        connect_spark, PathLakehouse(str(homes["connect"])).table(TableKey("silver", "airlines_quarantine"))
+        connect_spark, PathLakehouse(str(homes["connect"])).table(TableKey("silver", "airports_quarantine"))
     )
     assert len(quarantined[1]) == 2
     outcomes = {
