@@ -20,21 +20,32 @@ def _window(args: argparse.Namespace) -> PartitionWindow:
 
 
 def stage_command(args: argparse.Namespace) -> int:
-    from medallion_assets.domains.flights.landing import stage
+    from medallion_assets.domains import DOMAINS
 
     home = medallion_home()
     window = _window(args)
-    result = stage(home / "landing", window, progress=not args.quiet)
+    result = DOMAINS[args.domain].stage(home / "landing", window, progress=not args.quiet)
     print(
-        f"staged {window} under {home / 'landing'}: {result['files_written']} files written, "
+        f"staged {args.domain} {window} under {home / 'landing'}: {result['files_written']} files written, "
         f"{result['files_unchanged']} already up to date"
     )
     return 0
 
 
+# Dagster writes runs to the instance under DAGSTER_HOME; without a dagster.yaml it warns on every start.
+INSTANCE_YAML = """# The local Dagster instance of `medallion run` and `dagster dev`: runs and events in SQLite here.
+# Dagster's anonymous usage telemetry, its default; set `enabled: false` to opt out.
+telemetry:
+  enabled: true
+"""
+
+
 def _dagster_home(home: Path) -> Path:
     dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
     dagster_home.mkdir(parents=True, exist_ok=True)
+    config = dagster_home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(INSTANCE_YAML)
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
 
@@ -43,15 +54,19 @@ def run_command(args: argparse.Namespace) -> int:
     from dagster import DagsterEventType, DagsterInstance
 
     from medallion_assets.definitions import defs
-    from medallion_assets.jobs import ALL_TABLES_JOB, partition_range_tags
+    from medallion_assets.orchestration.jobs import partition_range_tags, tables_job_name
+    from medallion_assets.orchestration.progress import progress_logger
 
     home = medallion_home()
     window = _window(args)
     if not args.no_stage:
         stage_command(args)
     dagster_home = _dagster_home(home)
-    job = defs.get_job_def(ALL_TABLES_JOB)
-    print(f"materializing every table for {window} (one single-run backfill) ...", flush=True)
+    job = defs.resolve_job_def(tables_job_name(args.domain))
+    if not args.verbose:
+        # One line per table instead of Dagster's event stream; the events still go to the instance.
+        job = job.with_logger_defs({"progress": progress_logger})
+    print(f"materializing every {args.domain} table for {window} (one single-run backfill) ...", flush=True)
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(instance=instance, tags=partition_range_tags(window), raise_on_error=False)
     failed_checks = [
@@ -70,14 +85,13 @@ def run_command(args: argparse.Namespace) -> int:
             f"  check failed: {evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             f" ({evaluation.severity.value})"
         )
-    print(f"\ntables: {home / 'warehouse'}/<bronze|silver|gold>/<table>  (path-based Delta tables)")
-    print(f"landing: {home / 'landing'}/<source>/<YYYY-MM-DD>/")
-    print(f"\nopen the UI:  DAGSTER_HOME={dagster_home} MEDALLION_HOME={home} dagster dev")
+    print(f"tables: {home / 'warehouse'}/<bronze|silver|gold>/<table>  (path-based Delta tables)")
+    print(f"open the UI:  DAGSTER_HOME={dagster_home} MEDALLION_HOME={home} dagster dev")
     return 0 if result.success and not failed_checks else 1
 
 
 def bundle_command(args: argparse.Namespace) -> int:
-    from medallion_assets.bundle import render
+    from medallion_assets.runtime.bundle import render
 
     Path(args.output).write_text(render())
     print(f"wrote {args.output}")
@@ -85,18 +99,22 @@ def bundle_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from medallion_assets.domains import DEFAULT_DOMAIN, DOMAINS
+
     parser = argparse.ArgumentParser(prog="medallion", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
-        ("stage", "land nycflights13 files per day under $MEDALLION_HOME/landing"),
+        ("stage", "land a domain's source files per day under $MEDALLION_HOME/landing"),
         ("run", "stage, then materialize every table for the days on local Spark"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--start", default="2013-01-01", help="first day, YYYY-MM-DD (default 2013-01-01)")
         command.add_argument("--days", type=int, default=7, help="number of days (default 7)")
+        command.add_argument("--domain", default=DEFAULT_DOMAIN, choices=sorted(DOMAINS), help="the business domain")
         command.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "run":
             command.add_argument("--no-stage", action="store_true", help="use what is already landed")
+            command.add_argument("--verbose", action="store_true", help="Dagster's full event stream")
     bundle = commands.add_parser("bundle", help="write databricks.yml from the table declarations")
     bundle.add_argument("--output", default="databricks.yml")
     args = parser.parse_args(argv)

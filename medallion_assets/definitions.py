@@ -1,24 +1,57 @@
-"""The Dagster code location: every table's asset and checks, with the compute target chosen once."""
+"""The Dagster code location: every domain's tables as assets, with the compute target chosen once.
 
-from dagster import Definitions, in_process_executor
+Each domain (a folder under `domains/`) brings its tables, its landing sources and the span of days it covers;
+nothing here names one.
+"""
 
-from medallion_assets.automation import daily_schedule, follows_upstream, landing_sensors, refined_tables_automation
-from medallion_assets.domains import flights
-from medallion_assets.domains.flights.landing import LANDING_SOURCES
-from medallion_assets.jobs import JOBS
+import warnings
+
+from dagster import AssetSelection, BetaWarning, Definitions, PreviewWarning, in_process_executor
+
+from medallion_assets.domains import DOMAINS
 from medallion_assets.orchestration.asset_factory import build_assets, daily_partitions
-from medallion_assets.resources.targets import compute_target_from_env
-
-partitions = daily_partitions(flights.PARTITION_DAYS)
-table_assets = build_assets(flights.TABLES, partitions, downstream_automation=follows_upstream(LANDING_SOURCES))
-daily_job, daily_tables_schedule = daily_schedule(partitions)
-
-defs = Definitions(
-    assets=table_assets,
-    jobs=[*JOBS, daily_job],
-    schedules=[daily_tables_schedule],
-    sensors=[*landing_sensors(LANDING_SOURCES, partitions), refined_tables_automation(["silver", "gold"])],
-    resources={"compute": compute_target_from_env()},
-    # One process per run keeps one Spark JVM (or one Databricks client) for every step of the run.
-    executor=in_process_executor,
+from medallion_assets.orchestration.automation import (
+    daily_schedule,
+    follows_upstream,
+    landing_sensors,
+    refined_tables_automation,
 )
+from medallion_assets.orchestration.jobs import domain_jobs
+from medallion_assets.orchestration.targets import compute_target_from_env
+
+# We use partitioned asset checks (preview), single-run backfills and automation on the code server (beta) on
+# purpose (docs/architecture.md says why). Their warnings, raised while the definitions are built, would greet
+# every `dagster dev` and `medallion run` without telling the user anything they can act on.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PreviewWarning)
+    warnings.simplefilter("ignore", BetaWarning)
+    partitions_of = {name: daily_partitions(domain.PARTITION_DAYS) for name, domain in DOMAINS.items()}
+    assets_of = {
+        name: build_assets(
+            domain.TABLES, partitions_of[name], downstream_automation=follows_upstream(domain.LANDING_SOURCES)
+        )
+        for name, domain in DOMAINS.items()
+    }
+    table_assets = [asset for assets in assets_of.values() for asset in assets]
+    schedules = {
+        name: daily_schedule(name, AssetSelection.assets(*assets_of[name]), partitions_of[name]) for name in DOMAINS
+    }
+    defs = Definitions(
+        assets=table_assets,
+        jobs=[
+            *(job for name in DOMAINS for job in domain_jobs(name, assets_of[name])),
+            *(job for job, _ in schedules.values()),
+        ],
+        schedules=[schedule for _, schedule in schedules.values()],
+        sensors=[
+            *(
+                s
+                for name, domain in DOMAINS.items()
+                for s in landing_sensors(domain.LANDING_SOURCES, partitions_of[name])
+            ),
+            refined_tables_automation(["silver", "gold"]),
+        ],
+        resources={"compute": compute_target_from_env()},
+        # One process per run keeps one Spark JVM (or one Databricks client) for every step of the run.
+        executor=in_process_executor,
+    )

@@ -19,7 +19,7 @@ from medallion_assets_tests.support import TWO_DAYS, LakehouseRun, materialize_w
 
 @pytest.fixture(scope="session")
 def spark():
-    from medallion_assets.resources.spark import local_spark_session
+    from medallion_assets.embedded.spark import local_spark_session
 
     return local_spark_session()
 

@@ -105,7 +105,7 @@ CODE_FROM = "medallion_assets imported from"
 
 def serve(replies: int) -> None:
     import medallion_assets
-    from medallion_assets.resources.spark import runtime_spark_session
+    from medallion_assets.embedded.spark import runtime_spark_session
 
     # Where the task code comes from: the uploaded wheel's install folder, or the package installed here.
     print(f"{CODE_FROM} {Path(medallion_assets.__file__).parent}", flush=True)

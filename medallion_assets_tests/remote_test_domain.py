@@ -13,7 +13,7 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 
 from medallion_assets import domains
-from medallion_assets.framework.table import LandingSource, Rule, TableDeclaration, TableKey, Upstream
+from medallion_assets.framework.declare import LandingSource, Rule, TableDeclaration, TableKey, Upstream
 
 DOMAIN = "meters"
 SOURCE = LandingSource("meter_readings", ("meter", "kwh"), "smart-meter readings, one file per day")

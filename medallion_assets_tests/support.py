@@ -14,8 +14,8 @@ from medallion_assets.definitions import table_assets
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableKey
-from medallion_assets.jobs import partition_range_tags
-from medallion_assets.resources.compute import LocalSparkCompute
+from medallion_assets.orchestration.compute import LocalSparkCompute
+from medallion_assets.orchestration.jobs import partition_range_tags
 
 # The days the shared lakehouse of the integration tests holds (conftest's `lakehouse_two_days`).
 TWO_DAYS = ("2013-01-01", "2013-01-02")

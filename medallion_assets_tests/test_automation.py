@@ -27,13 +27,13 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 from dagster._core.events import AssetMaterializationPlannedData
 from dagster._core.utils import make_new_run_id
 
-from medallion_assets.automation import FOLLOWS_UPSTREAM, landing_sensor
-from medallion_assets.definitions import defs, partitions
+from medallion_assets.definitions import defs, partitions_of
 from medallion_assets.domains import CATALOG
 from medallion_assets.domains.flights.landing import AIRLINES
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.table import TableKey
-from medallion_assets.resources.compute import LocalSparkCompute
+from medallion_assets.orchestration.automation import FOLLOWS_UPSTREAM, landing_sensor
+from medallion_assets.orchestration.compute import LocalSparkCompute
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def land(home: Path, day: str, content: str = "carrier,name\nAA,American Airline
 
 
 def evaluate(home: Path, cursor: str | None = None, instance: DagsterInstance | None = None):
-    sensor = landing_sensor(AIRLINES, partitions)
+    sensor = landing_sensor(AIRLINES, partitions_of["flights"])
     with contextlib.ExitStack() as stack:
         instance = instance or stack.enter_context(DagsterInstance.ephemeral())
         context = build_sensor_context(
@@ -140,7 +140,7 @@ def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
         *(f"{s}_landing_sensor" for s in ("flights", "weather", "airlines", "airports", "planes")),
         "refined_tables_automation",
     }
-    assert defs.resolve_schedule_def("daily_tables_schedule").cron_schedule == "0 6 * * *"
+    assert defs.resolve_schedule_def("flights_daily_tables_schedule").cron_schedule == "0 6 * * *"
 
 
 def materialize_with_check(instance: DagsterInstance, key: AssetKey, day: str, passed: bool) -> None:

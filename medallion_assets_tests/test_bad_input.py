@@ -19,10 +19,12 @@ from medallion_assets.domains.flights.landing import AIRPORTS, FLIGHTS, _package
 from medallion_assets.framework import checks
 from medallion_assets.framework.delta_io import commit_note, history
 from medallion_assets.framework.errors import HistoryOutOfOrder, MissingLanding, MissingUpstream, TableBuildError
-from medallion_assets.framework.execution import BUILD_ID, parse_rules, run_table
+from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import all_rules
+from medallion_assets.framework.refined_build import parse_rules
+from medallion_assets.framework.report import Meta
 from medallion_assets.framework.table import TableKey
 
 CATALOG = {table.key: table for table in flights.TABLES}
@@ -217,7 +219,7 @@ def test_silver_and_its_quarantine_commits_carry_the_same_build(spark, home: Pat
         commit_note(history(spark, lakehouse.table(key), 1).first()["userMetadata"])
         for key in (SILVER_FLIGHTS, CATALOG[SILVER_FLIGHTS].quarantine_key)
     ]
-    assert notes[0][BUILD_ID] == notes[1][BUILD_ID] == silver.metadata[BUILD_ID]
+    assert notes[0][Meta.BUILD_ID] == notes[1][Meta.BUILD_ID] == silver.metadata[Meta.BUILD_ID]
 
 
 def test_an_empty_delivery_is_loud(spark, home: Path) -> None:

@@ -12,7 +12,9 @@ import regex
 import yaml
 from databricks.bundles.jobs import Job
 
-from medallion_assets.bundle import (
+from medallion_assets.definitions import defs
+from medallion_assets.domains import DOMAINS
+from medallion_assets.runtime.bundle import (
     JOB_TIMEOUT_VARIABLE,
     SERVERLESS_ENVIRONMENT_VERSION,
     SERVICE_PRINCIPAL_VARIABLE,
@@ -21,8 +23,6 @@ from medallion_assets.bundle import (
     render,
     task_key,
 )
-from medallion_assets.definitions import defs
-from medallion_assets.domains import DOMAINS
 from medallion_assets.runtime.protocol import (
     COMPUTE_TAG,
     COMPUTES,

@@ -29,14 +29,14 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from medallion_assets.bundle import (
+from medallion_assets.domains import CATALOG, DOMAINS
+from medallion_assets.runtime.bundle import (
     JOB_TIMEOUT_VARIABLE,
     SERVICE_PRINCIPAL_VARIABLE,
     TASK_TIMEOUT_VARIABLE,
     WHEEL_ARTIFACT,
     task_key,
 )
-from medallion_assets.domains import CATALOG, DOMAINS
 from medallion_assets.runtime.protocol import COMPUTE_TAG, COMPUTES, DOMAIN_TAG, PACKAGE, TARGET_TAG
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from medallion_assets.resources import class_archive
+from medallion_assets.embedded import class_archive
 from medallion_assets_tests.support import wait_for
 
 START_SPARK = (
-    "from medallion_assets.resources.spark import local_spark_session; "
+    "from medallion_assets.embedded.spark import local_spark_session; "
     "spark = local_spark_session(); spark.range(3).count(); "
     "print(spark.sparkContext.getConf().get('spark.driver.extraJavaOptions'))"
 )

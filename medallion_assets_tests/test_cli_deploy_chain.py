@@ -12,8 +12,8 @@ from dagster import AssetKey, materialize
 from medallion_assets.definitions import table_assets
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.jobs import partition_range_tags
-from medallion_assets.resources.databricks import DatabricksCompute
+from medallion_assets.orchestration.databricks import DatabricksCompute
+from medallion_assets.orchestration.jobs import partition_range_tags
 from medallion_assets.runtime.protocol import COMPUTE_TAG
 from medallion_assets_tests.databricks_emulator import DatabricksEmulator
 from medallion_assets_tests.emulated_driver import CODE_FROM

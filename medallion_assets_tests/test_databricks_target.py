@@ -26,17 +26,17 @@ from dagster import (
     materialize,
 )
 
-from medallion_assets.automation import landing_sensor
-from medallion_assets.bundle import bundle_document
-from medallion_assets.definitions import partitions, table_assets
+from medallion_assets.definitions import partitions_of, table_assets
 from medallion_assets.domains import DOMAIN_OF
 from medallion_assets.domains.flights.landing import FLIGHTS, stage
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.jobs import partition_range_tags
 from medallion_assets.orchestration.asset_factory import build_assets
-from medallion_assets.resources.compute import LocalSparkCompute
-from medallion_assets.resources.databricks import DatabricksCompute
+from medallion_assets.orchestration.automation import landing_sensor
+from medallion_assets.orchestration.compute import LocalSparkCompute
+from medallion_assets.orchestration.databricks import DatabricksCompute
+from medallion_assets.orchestration.jobs import partition_range_tags
+from medallion_assets.runtime.bundle import bundle_document
 from medallion_assets.runtime.protocol import COMPUTE_TAG, PARTITION_START, TARGET_TAG
 from medallion_assets_tests import remote_test_domain as meters
 from medallion_assets_tests.databricks_emulator import DatabricksEmulator
@@ -83,7 +83,7 @@ def meters_domain(monkeypatch: pytest.MonkeyPatch):
     """The test-only meters domain, known to this process for the length of one test."""
     for table in meters.TABLES:
         monkeypatch.setitem(DOMAIN_OF, table.key, meters.DOMAIN)
-    return build_assets(meters.TABLES, partitions)
+    return build_assets(meters.TABLES, partitions_of["flights"])
 
 
 def databricks_target(emulator: DatabricksEmulator, root: Path) -> DatabricksCompute:
@@ -331,7 +331,7 @@ def test_landing_sensors_watch_the_volume_through_the_files_api(workspace) -> No
     emulator, root = workspace
     landing = root / "Volumes/main/landing/files"
     compute = databricks_target(emulator, root)
-    sensor = landing_sensor(FLIGHTS, partitions)
+    sensor = landing_sensor(FLIGHTS, partitions_of["flights"])
     with DagsterInstance.ephemeral() as instance:
         # The remote bronze run fingerprints the Volume through its FUSE mount; the sensor, through the
         # Files API. They must agree, or every ingested day would be ingested again.
@@ -365,8 +365,8 @@ def test_cancelling_the_dagster_run_cancels_the_databricks_run(workspace, tmp_pa
             from dagster import AssetKey, materialize
             from medallion_assets.definitions import table_assets
             from medallion_assets.framework.partitions import PartitionWindow
-            from medallion_assets.jobs import partition_range_tags
-            from medallion_assets.resources.databricks import DatabricksCompute
+            from medallion_assets.orchestration.jobs import partition_range_tags
+            from medallion_assets.orchestration.databricks import DatabricksCompute
 
             compute = DatabricksCompute(host={emulator.host!r}, token={TOKEN!r},
                                         pipes_volume={str(root / "Volumes/main/dagster/pipes")!r},
@@ -422,7 +422,7 @@ def test_the_token_never_appears_in_events_run_config_errors_or_logs(workspace, 
 
 
 def test_definitions_select_the_databricks_target_from_the_environment(monkeypatch) -> None:
-    from medallion_assets.resources.targets import compute_target_from_env
+    from medallion_assets.orchestration.targets import compute_target_from_env
 
     monkeypatch.setenv("MEDALLION_TARGET", "databricks")
     monkeypatch.setenv("DATABRICKS_HOST", "https://example.cloud.databricks.com")

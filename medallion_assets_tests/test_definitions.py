@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from dagster import AssetKey, DailyPartitionsDefinition, TableSchema
 
-from medallion_assets.definitions import defs, partitions
+from medallion_assets.definitions import defs, partitions_of
 
 EXPECTED_KEYS = {
     *(("bronze", t) for t in ("flights", "weather", "airlines", "airports", "planes")),
@@ -49,7 +50,7 @@ def test_every_table_is_an_asset_with_partitions_kinds_owner_schema_and_checks()
         node = graph.get(key)
         spec = defs.resolve_assets_def(key).specs_by_key[key]
         assert isinstance(node.partitions_def, DailyPartitionsDefinition)
-        assert node.partitions_def == partitions
+        assert node.partitions_def == partitions_of["flights"]
         assert node.partitions_def.get_first_partition_key() == "2013-01-01"
         assert node.partitions_def.get_last_partition_key() == "2013-12-31"
         assert spec.group_name == key.path[0]
@@ -85,3 +86,30 @@ def test_lineage_runs_bronze_to_silver_to_gold() -> None:
     fact_parents = graph.get(AssetKey(["gold", "fact_flights"])).parent_keys
     assert AssetKey(["silver", "flights"]) in fact_parents
     assert {AssetKey(["gold", d]) for d in ("dim_date", "dim_carrier", "dim_airport", "dim_aircraft")} <= fact_parents
+
+
+def test_loading_the_definitions_prints_no_warning() -> None:
+    """A new user's first command must not greet them with Dagster's preview and beta warnings, or our own."""
+    completed = subprocess.run(
+        [sys.executable, "-c", "import medallion_assets.definitions as d; d.defs.resolve_all_job_defs()"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Warning" not in completed.stderr, completed.stderr
+
+
+def test_every_domain_brings_its_tables_sources_and_days_and_nothing_names_one() -> None:
+    from medallion_assets.domains import DOMAINS
+
+    job_names = {job.name for job in defs.resolve_all_job_defs()}
+    for name, domain in DOMAINS.items():
+        assert {
+            f"{name}_tables",
+            f"{name}_daily_tables",
+            *(f"{name}_{layer}_layer" for layer in ("bronze", "silver", "gold")),
+        } <= job_names
+        assert domain.LANDING_SOURCES and domain.TABLES and callable(domain.stage)
+    definitions_source = (Path(__file__).parents[1] / "medallion_assets" / "definitions.py").read_text()
+    assert not any(name in definitions_source for name in DOMAINS)

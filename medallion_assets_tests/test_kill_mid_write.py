@@ -39,7 +39,7 @@ def kill_during_write(home: Path, table: Path) -> bool:
         from medallion_assets.framework.lakehouse import PathLakehouse
         from medallion_assets.framework.partitions import PartitionWindow
         from medallion_assets.framework.table import TableKey
-        from medallion_assets.resources.spark import local_spark_session
+        from medallion_assets.embedded.spark import local_spark_session
         run_table(local_spark_session(), PathLakehouse({str(home)!r}), CATALOG[TableKey("bronze", "flights")], CATALOG,
                   PartitionWindow.single_day(date(2013, 1, 2)), run_id="killed")
         """

@@ -10,10 +10,10 @@ import pandera.pyspark as pa
 import pyspark.sql.types as T
 import pytest
 
-from medallion_assets.framework.execution import TransformContext, run_table
+from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.framework.table import LandingSource, TableDeclaration, TableKey, Upstream
+from medallion_assets.framework.table import LandingSource, TableDeclaration, TableKey, TransformContext, Upstream
 
 SOURCE = LandingSource("members", ("member_id", "email", "phone"), "loyalty members")
 

@@ -2,7 +2,7 @@
 
 A local Connect server accepts `cache()`, so running the code over Connect (test_spark_connect.py) cannot catch
 it; this scan of the source can. It covers every module a task imports to build a table: the framework, the
-domains and the runtime. The local-session bootstrap in resources/ is exempt: it never runs in a task.
+domains and the runtime. The embedded bootstrap in embedded/ is exempt: it never runs in a task.
 """
 
 from __future__ import annotations

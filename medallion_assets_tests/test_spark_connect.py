@@ -23,13 +23,14 @@ from dagster import DagsterEventType
 
 from medallion_assets.domains import CATALOG
 from medallion_assets.domains.flights.landing import stage
+from medallion_assets.embedded.spark import REMOTE_SETTING, runtime_spark_session
 from medallion_assets.framework import delta_io
 from medallion_assets.framework.delta_io import read_window, table_exists, write_window
-from medallion_assets.framework.execution import BUILD_ID, run_table
+from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse, TableLocation, UnityCatalogLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.report import Meta
 from medallion_assets.framework.table import TableKey
-from medallion_assets.resources.spark import REMOTE_SETTING, runtime_spark_session
 from medallion_assets.runtime import entrypoint
 from medallion_assets_tests.conftest import TWO_DAYS
 from medallion_assets_tests.support import LakehouseRun, materialization_metadata, sorted_rows
@@ -43,7 +44,7 @@ CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
 AUDIT_COLUMNS = ("_ingested_at", "_run_id")
 # Materialization metadata about where and how long, not what: the wall time and the table's location under a
 # different lakehouse root. Counts, rule failures, Delta versions and landing fingerprints must be equal.
-RUN_SPECIFIC_METADATA = frozenset({"duration_s", "table", "quarantine_table", BUILD_ID})
+RUN_SPECIFIC_METADATA = frozenset({"duration_s", "table", "quarantine_table", Meta.BUILD_ID})
 # Dagster adds this to each day's copy of a range run's check result; the runtime reports the run's own result.
 DAGSTER_ONLY_CHECK_METADATA = frozenset({"partition_window"})
 

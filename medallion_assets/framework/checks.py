@@ -21,7 +21,8 @@ DESCRIPTIONS = {
     "quiet empty day.",
     CONTRACT: "Pandera contract: column types, nullability and value domains.",
     SOURCE_SCHEMA: "Landed files carry the expected columns; extra columns warn as drift.",
-    RECONCILIATION: "Nothing lost: rows in = rows out + quarantined + duplicates dropped.",
+    RECONCILIATION: "Nothing lost: rows in = rows out + quarantined + duplicates dropped + superseded by a later "
+    "delivery (silver); the declared measure of the output equals that of the input (gold).",
     QUARANTINE_RATE: "Each day keeps rows, and quarantines no more than the table's threshold of them.",
 }
 

@@ -11,9 +11,9 @@ from medallion_assets.framework.landed_files import SUPPORTED_ENCODINGS
 
 if TYPE_CHECKING:
     import pandera.pyspark as pa
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
-    from medallion_assets.framework.execution import TransformContext
+    from medallion_assets.framework.partitions import PartitionWindow
 
 Layer = Literal["bronze", "silver", "gold"]
 Severity = Literal["warn", "drop", "fail"]
@@ -107,7 +107,20 @@ class Scd2:
     key: tuple[str, ...]
 
 
-TransformFn = Callable[["TransformContext"], "DataFrame"]
+@dataclass
+class TransformContext:
+    """What a transform receives: the session, the window, its inputs (read over the window) and its table."""
+
+    spark: SparkSession
+    window: PartitionWindow
+    inputs: dict[str, DataFrame]
+    table: TableDeclaration
+
+    def input(self, alias: str) -> DataFrame:
+        return self.inputs[alias]
+
+
+TransformFn = Callable[[TransformContext], "DataFrame"]
 
 
 @dataclass(frozen=True)

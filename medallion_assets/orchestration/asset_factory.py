@@ -30,8 +30,8 @@ from medallion_assets.framework.execution import TableCatalog
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import contract_rules
 from medallion_assets.framework.table import TableDeclaration
+from medallion_assets.orchestration.compute import ComputeTarget
 from medallion_assets.orchestration.reporting import FailureWithChecks
-from medallion_assets.resources.compute import ComputeTarget
 
 # Transient failures (a lost executor, a throttled API) are retried; data and contract failures raise
 # Failure(allow_retries=False) and failed blocking checks are not user errors, so neither is retried.

@@ -7,7 +7,7 @@ from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure, MaterializeResult, MetadataValue
 
-from medallion_assets.framework.execution import TableRunReport
+from medallion_assets.framework.report import TableRunReport
 
 
 def metadata_value(value: Any) -> Any:

@@ -20,7 +20,7 @@ from medallion_assets.framework.table import TableKey
 from medallion_assets.runtime import protocol
 
 if TYPE_CHECKING:
-    from medallion_assets.framework.execution import TableRunReport
+    from medallion_assets.framework.report import TableRunReport
 
 PIPES_TRANSPORTS = tuple(sorted(set(protocol.PIPES_TRANSPORT_OF.values())))
 
@@ -105,8 +105,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def _build(args: argparse.Namespace, key: TableKey, window: PartitionWindow, run_id: str) -> TableRunReport:
     from medallion_assets.domains import CATALOG
+    from medallion_assets.embedded.spark import runtime_spark_session
     from medallion_assets.framework.execution import run_table
-    from medallion_assets.resources.spark import runtime_spark_session
 
     return run_table(
         runtime_spark_session(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from medallion_assets.framework.execution import TableRunReport
+from medallion_assets.framework.report import TableRunReport
 
 
 def _pipes_metadata(metadata: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 FIRST_DAY = date(2013, 1, 1)
-START_SPARK = "from medallion_assets.resources.spark import local_spark_session; local_spark_session().range(1).count()"
+START_SPARK = "from medallion_assets.embedded.spark import local_spark_session; local_spark_session().range(1).count()"
 
 
 def time_single_run(home: Path, days: int) -> float:
@@ -53,7 +53,7 @@ def time_jvm_start() -> float:
 
 
 def rows_per_table(home: Path) -> dict[str, int]:
-    from medallion_assets.resources.spark import local_spark_session
+    from medallion_assets.embedded.spark import local_spark_session
 
     spark = local_spark_session()
     return {

@@ -52,6 +52,7 @@ def ingest(home: str) -> None:
 
     spark = local_spark_session()
     jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[union-attr]
+    baseline_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     started = time.monotonic()
     key = TableKey("bronze", "flights")
     report = run_table(
@@ -66,6 +67,7 @@ def ingest(home: str) -> None:
                 "seconds": round(seconds, 1),
                 "rows": report.metadata["rows_out"],
                 "committed": report.committed,
+                "python_before_mib": baseline_mib,
                 "python_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
                 "jvm_peak_mib": jvm_peak_kib // 1024,
             }

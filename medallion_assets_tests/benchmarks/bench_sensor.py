@@ -22,12 +22,12 @@ from pathlib import Path
 
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, SensorResult, build_sensor_context
 
-from medallion_assets.automation import landing_sensor
-from medallion_assets.definitions import partitions
+from medallion_assets.definitions import partitions_of
 from medallion_assets.domains.flights.landing import FLIGHTS, stage
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.resources.compute import LocalSparkCompute
+from medallion_assets.orchestration.automation import landing_sensor
+from medallion_assets.orchestration.compute import LocalSparkCompute
 
 FIRST_DAY = date(2013, 1, 1)
 
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    sensor = landing_sensor(FLIGHTS, partitions)
+    sensor = landing_sensor(FLIGHTS, partitions_of["flights"])
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)
         window = PartitionWindow(FIRST_DAY, FIRST_DAY + timedelta(days=args.days))

@@ -1,7 +1,7 @@
 """Bronze: every landed file kept as received, plus audit columns."""
 
 from medallion_assets.domains.flights.landing import LANDING_SOURCES
-from medallion_assets.framework.table import TableDeclaration, TableKey
+from medallion_assets.framework.declare import TableDeclaration, TableKey
 
 OWNER = "team:data-platform"
 

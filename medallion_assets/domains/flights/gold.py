@@ -7,8 +7,14 @@ import pyspark.sql.types as T
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.framework.execution import TransformContext
-from medallion_assets.framework.table import Conservation, ForeignKey, TableDeclaration, TableKey, Upstream
+from medallion_assets.framework.declare import (
+    Conservation,
+    ForeignKey,
+    TableDeclaration,
+    TableKey,
+    TransformContext,
+    Upstream,
+)
 
 OWNER = "team:analytics-engineering"
 ON_TIME_THRESHOLD_MIN = 15

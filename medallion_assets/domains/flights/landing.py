@@ -13,8 +13,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.framework.table import LandingSource
+from medallion_assets.framework.declare import LandingSource, PartitionWindow
 
 FLIGHTS = LandingSource(
     "flights",

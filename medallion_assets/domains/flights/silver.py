@@ -7,8 +7,15 @@ import pyspark.sql.types as T
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from medallion_assets.framework.execution import TransformContext
-from medallion_assets.framework.table import Rule, Scd2, TableDeclaration, TableKey, TransformFn, Upstream
+from medallion_assets.framework.declare import (
+    Rule,
+    Scd2,
+    TableDeclaration,
+    TableKey,
+    TransformContext,
+    TransformFn,
+    Upstream,
+)
 
 OWNER = "team:data-platform"
 NYC_AIRPORTS = ["EWR", "JFK", "LGA"]

@@ -46,8 +46,13 @@ class LocalSparkCompute(ComputeTarget):
         catalog: TableCatalog,
         window: PartitionWindow,
     ) -> MaterializeResult:
-        from medallion_assets.resources.spark import local_spark_session
+        from medallion_assets.embedded.spark import local_spark_session, local_spark_started
 
+        if not local_spark_started():
+            context.log.info(
+                "starting local Spark (about 10 s; a machine's first start also fetches Delta's jars from Maven "
+                "Central and builds a class archive in the background, so later starts are faster)"
+            )
         context.log.info(f"building {table.key} for {window} on local Spark")
         try:
             report = run_table(

@@ -26,11 +26,11 @@ from dagster import (
     sensor,
 )
 
-from medallion_assets.framework.execution import LANDING_FINGERPRINTS
 from medallion_assets.framework.landing import fingerprint
 from medallion_assets.framework.partitions import InvalidPartitionKey, parse_partition_key
+from medallion_assets.framework.report import Meta
 from medallion_assets.framework.table import LandingSource
-from medallion_assets.resources.compute import ComputeTarget
+from medallion_assets.orchestration.compute import ComputeTarget
 
 FOLLOWS_UPSTREAM = "follows upstream"
 
@@ -104,7 +104,7 @@ def ingested_fingerprints(instance: DagsterInstance, asset_key: AssetKey, days: 
             if day is None or day in found:
                 continue
             materialization = record.asset_materialization
-            recorded = materialization.metadata.get(LANDING_FINGERPRINTS) if materialization else None
+            recorded = materialization.metadata.get(Meta.LANDING_FINGERPRINTS) if materialization else None
             found[day] = recorded.value.get(day) if recorded is not None and isinstance(recorded.value, dict) else None
         if not page.has_more:
             break
@@ -173,15 +173,15 @@ def landing_sensor(source: LandingSource, partitions_def: PartitionsDefinition) 
     return _sensor
 
 
-def daily_schedule(partitions_def: PartitionsDefinition):
-    """Materializes the newest partition every day, for when nobody lands files."""
+def daily_schedule(domain: str, selection: AssetSelection, partitions_def: PartitionsDefinition):
+    """Materializes a domain's newest partition every day, for when nobody lands files."""
     job = define_asset_job(
-        "daily_tables",
-        selection=AssetSelection.all(),
+        f"{domain}_daily_tables",
+        selection=selection,
         partitions_def=partitions_def,
-        description="Every table for one day; the daily schedule runs it for the newest day.",
+        description=f"Every {domain} table for one day; the daily schedule runs it for the newest day.",
     )
-    return job, build_schedule_from_partitioned_job(job, hour_of_day=6, name="daily_tables_schedule")
+    return job, build_schedule_from_partitioned_job(job, hour_of_day=6, name=f"{domain}_daily_tables_schedule")
 
 
 REFINED_TABLES_AUTOMATION = "refined_tables_automation"

@@ -26,15 +26,19 @@ from dagster import (
 )
 from pydantic import PrivateAttr
 
-from medallion_assets.bundle import task_key
 from medallion_assets.framework.execution import TableCatalog
 from medallion_assets.framework.landing import LandingListing, VolumeLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableDeclaration
+from medallion_assets.orchestration.compute import ComputeTarget
 from medallion_assets.orchestration.reporting import FailureWithChecks
-from medallion_assets.resources.compute import ComputeTarget
-from medallion_assets.resources.volume_pipes import LaunchFolder, LaunchFolderContextInjector, LaunchFolderMessageReader
+from medallion_assets.orchestration.volume_pipes import (
+    LaunchFolder,
+    LaunchFolderContextInjector,
+    LaunchFolderMessageReader,
+)
 from medallion_assets.runtime import protocol
+from medallion_assets.runtime.bundle import task_key
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient

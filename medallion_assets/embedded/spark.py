@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medallion_assets.resources import class_archive
+from medallion_assets.embedded import class_archive
 from medallion_assets.settings import switch
 
 if TYPE_CHECKING:
@@ -127,6 +127,10 @@ def local_spark_session(shuffle_partitions: int | None = None, master: str | Non
         # PySpark logs every analysis error as a JSON blob; Dagster already reports the exception.
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
         return _session
+
+
+def local_spark_started() -> bool:
+    return _session is not None
 
 
 REMOTE_SETTING = "MEDALLION_SPARK_REMOTE"

@@ -1,0 +1,1 @@
+"""The embedded default's bootstrap: the local Spark session and its class archive. Never runs in a task."""

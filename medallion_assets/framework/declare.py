@@ -1,0 +1,35 @@
+"""The declaration API: everything a domain needs to declare its tables, and nothing of the engine.
+
+A domain module imports from here only, so a table is a declaration (schema, rules, transform) and the
+framework decides how it is built, checked and deployed.
+"""
+
+from medallion_assets.framework.errors import TableBuildError
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.table import (
+    Conservation,
+    ForeignKey,
+    LandingSource,
+    Rule,
+    Scd2,
+    TableDeclaration,
+    TableKey,
+    TransformContext,
+    TransformFn,
+    Upstream,
+)
+
+__all__ = [
+    "Conservation",
+    "ForeignKey",
+    "LandingSource",
+    "PartitionWindow",
+    "Rule",
+    "Scd2",
+    "TableBuildError",
+    "TableDeclaration",
+    "TableKey",
+    "TransformContext",
+    "TransformFn",
+    "Upstream",
+]

@@ -1,0 +1,152 @@
+"""The checks judged on a table's output before it is committed: contract, reconciliation, foreign keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from medallion_assets.framework import checks
+from medallion_assets.framework.build import Build, measure
+from medallion_assets.framework.delta_io import read_window
+from medallion_assets.framework.quality import CheckOutcome, contract_failure_counters, contract_outcome
+from medallion_assets.framework.report import Meta, TableRunReport
+from medallion_assets.framework.table import TableKey
+
+if TYPE_CHECKING:
+    from medallion_assets.framework.refined_build import RuleTally
+
+
+def source_schema_outcome(delivered: set[str], expected: Sequence[str]) -> CheckOutcome:
+    """Judge the columns the landed files delivered (from bronze's `_source_columns`) against the contract."""
+    missing = sorted(set(expected) - delivered) if delivered else []
+    extra = sorted(delivered - set(expected))
+    if missing:
+        return CheckOutcome(
+            checks.SOURCE_SCHEMA,
+            passed=False,
+            description=checks.DESCRIPTIONS[checks.SOURCE_SCHEMA],
+            metadata={"missing_columns": missing, "unexpected_columns": extra},
+            summary=f"the landed files lack column(s) {', '.join(missing)}",
+        )
+    return CheckOutcome(
+        checks.SOURCE_SCHEMA,
+        passed=not extra,
+        severity="WARN",
+        description=checks.DESCRIPTIONS[checks.SOURCE_SCHEMA],
+        metadata={"missing_columns": [], "unexpected_columns": extra},
+    )
+
+
+def _parent_keys(build: Build, fk_references: TableKey, references_column: str, name: str) -> DataFrame:
+    """The distinct (key, day) pairs of a foreign key's parent in the window, named apart from any child column."""
+    parent = build.catalog[fk_references]
+    rows = read_window(build.spark, build.lakehouse.table(fk_references), build.window, parent.partition_column)
+    if rows is None:
+        return build.spark.createDataFrame([], f"`__key_{name}` bigint, `__day_{name}` date")
+    return rows.select(
+        F.col(references_column).alias(f"__key_{name}"), F.col(parent.partition_column).alias(f"__day_{name}")
+    ).distinct()
+
+
+def profile_output(
+    build: Build, inputs: dict[str, DataFrame], output: DataFrame, tally: RuleTally, report: TableRunReport
+) -> dict[str, int]:
+    """Judge the rows about to be written: the contract, conservation and foreign keys, in one Spark pass.
+
+    Each foreign key is a left join of the rows to the parent's distinct keys, so a row keeps its
+    multiplicity and an orphan is a row whose parent columns stay null.
+    """
+    table, window = build.table, build.window
+    assert table.contract is not None
+    is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
+    contract_columns = list(table.contract.to_schema().columns)
+    counters = contract_failure_counters(table, output.columns, is_current)
+    profiled = output
+    for fk in table.foreign_keys:
+        keys = _parent_keys(build, fk.references, fk.references_column, fk.name)
+        profiled = profiled.join(
+            keys,
+            (F.col(fk.column) == F.col(f"__key_{fk.name}"))
+            & (F.col(table.partition_column) == F.col(f"__day_{fk.name}")),
+            "left",
+        )
+    conservation = table.conservation if not table.has_quarantine else None
+    profile = profiled.agg(
+        F.count(F.lit(1)).alias("__rows"),
+        F.count_if(is_current).alias("__current_rows"),
+        *[counter.alias(f"__failing_{i}") for i, (_, counter) in enumerate(counters)],
+        *[
+            F.count_if(F.col(fk.column).isNotNull() & F.col(f"__key_{fk.name}").isNull()).alias(f"__orphans_{fk.name}")
+            for fk in table.foreign_keys
+        ],
+        *([F.expr(conservation.output_measure).alias("__output_measure")] if conservation is not None else []),
+    ).first()
+    rows_out = int(profile["__current_rows"])
+    report.metadata[Meta.ROWS_OUT] = rows_out
+    if table.scd2 is not None:
+        report.metadata["history_rows_closed"] = int(profile["__rows"]) - rows_out
+    current_rows = output.where(is_current).select(*[c for c in contract_columns if c in output.columns])
+    report.checks.append(
+        contract_outcome(
+            table,
+            current_rows,
+            [(condition, int(profile[f"__failing_{i}"])) for i, (condition, _) in enumerate(counters)],
+        )
+    )
+    if table.has_quarantine:
+        quarantined, duplicates, superseded = (tally.total(m) for m in ("quarantined", "duplicates", "superseded"))
+        unaccounted = tally.total("rows_in") - rows_out - quarantined - duplicates - superseded
+        report.checks.append(
+            CheckOutcome(
+                checks.RECONCILIATION,
+                passed=unaccounted == 0,
+                description=checks.DESCRIPTIONS[checks.RECONCILIATION],
+                metadata={
+                    Meta.ROWS_IN: tally.total("rows_in"),
+                    Meta.ROWS_OUT: rows_out,
+                    Meta.ROWS_QUARANTINED: quarantined,
+                    Meta.DUPLICATES_DROPPED: duplicates,
+                    Meta.ROWS_SUPERSEDED: superseded,
+                    "rows_unaccounted": unaccounted,
+                },
+                summary=f"{unaccounted} row(s) are unaccounted for",
+            )
+        )
+    elif conservation is not None:
+        expected = (
+            measure(inputs[conservation.input_alias], conservation.input_measure)
+            if conservation.input_alias is not None
+            else window.day_count
+        )
+        actual = int(profile["__output_measure"] or 0)
+        report.checks.append(
+            CheckOutcome(
+                checks.RECONCILIATION,
+                passed=expected == actual,
+                description=(
+                    f"{conservation.output_measure} of the output equals "
+                    + (
+                        f"{conservation.input_measure} of input {conservation.input_alias}"
+                        if conservation.input_alias is not None
+                        else "the number of days in the window"
+                    )
+                ),
+                metadata={"input_measure": expected, "output_measure": actual, "difference": actual - expected},
+                summary=f"the output measures {actual}, the input {expected}",
+            )
+        )
+    for fk in table.foreign_keys:
+        orphans = int(profile[f"__orphans_{fk.name}"])
+        report.checks.append(
+            CheckOutcome(
+                checks.foreign_key_check(fk.name),
+                passed=orphans == 0,
+                description=f"{fk.column} references {fk.references}.{fk.references_column}",
+                metadata={"orphan_rows": orphans, "references": str(fk.references)},
+                summary=f"{orphans} row(s) reference no {fk.references} row",
+            )
+        )
+    return {"rows": int(profile["__rows"])}
