@@ -47,7 +47,7 @@ with warnings.catch_warnings():
             *(
                 s
                 for name, domain in DOMAINS.items()
-                for s in landing_sensors(domain.LANDING_SOURCES, partitions_of[name])
+                for s in landing_sensors(name, domain.LANDING_SOURCES, partitions_of[name])
             ),
             refined_tables_automation(["silver", "gold"]),
         ],

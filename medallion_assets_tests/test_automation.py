@@ -29,7 +29,7 @@ from dagster._core.utils import make_new_run_id
 
 from medallion_assets.definitions import defs, partitions_of
 from medallion_assets.domains import CATALOG
-from medallion_assets.domains.flights.landing import AIRLINES
+from medallion_assets.domains.flights.landing import AIRLINES, AIRPORTS
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.table import TableKey
 from medallion_assets.orchestration.automation import FOLLOWS_UPSTREAM, landing_sensor
@@ -50,7 +50,7 @@ def land(home: Path, day: str, content: str = "carrier,name\nAA,American Airline
 
 
 def evaluate(home: Path, cursor: str | None = None, instance: DagsterInstance | None = None):
-    sensor = landing_sensor(AIRLINES, partitions_of["flights"])
+    sensor = landing_sensor("flights", [AIRLINES], partitions_of["flights"])
     with contextlib.ExitStack() as stack:
         instance = instance or stack.enter_context(DagsterInstance.ephemeral())
         context = build_sensor_context(
@@ -71,11 +71,24 @@ def test_new_days_are_requested_once_with_fingerprint_run_keys(home: Path) -> No
     land(home, "2013-01-02")
     first = evaluate(home)
     assert [r.partition_key for r in first.run_requests] == ["2013-01-01", "2013-01-02"]
-    assert all(isinstance(r, RunRequest) and r.run_key.startswith("airlines:2013-01-0") for r in first.run_requests)
+    assert all(isinstance(r, RunRequest) and r.run_key.startswith("flights:2013-01-0") for r in first.run_requests)
     assert {tuple(key.path) for r in first.run_requests for key in r.asset_selection} == {("bronze", "airlines")}
     # The cursor is what Dagster stores for the sensor, so a restarted daemon resumes from it.
     again = evaluate(home, first.cursor)
     assert "no new or changed files" in skip_message(again)
+
+
+def test_sources_that_land_the_same_day_are_ingested_by_one_run(home: Path) -> None:
+    land(home, "2013-01-01")
+    airports = home / "landing/airports/2013-01-01"
+    airports.mkdir(parents=True)
+    (airports / "airports.csv").write_text("faa,name,lat,lon,alt,tz,dst,tzone\nEWR,Newark,40.69,-74.17,18,-5,A,x\n")
+    sensor = landing_sensor("flights", [AIRLINES, AIRPORTS], partitions_of["flights"])
+    with DagsterInstance.ephemeral() as instance:
+        context = build_sensor_context(instance=instance, resources={"compute": LocalSparkCompute(home=str(home))})
+        (request,) = sensor(context).run_requests
+    assert request.partition_key == "2013-01-01"
+    assert {tuple(key.path) for key in request.asset_selection} == {("bronze", "airlines"), ("bronze", "airports")}
 
 
 def test_a_changed_or_late_file_triggers_its_partition_again(home: Path) -> None:
@@ -136,10 +149,7 @@ def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
         assert (condition is None) == (key.path[0] == "bronze"), key
         if condition is not None:
             assert condition.get_label() == FOLLOWS_UPSTREAM
-    assert {s.name for s in defs.sensors} == {
-        *(f"{s}_landing_sensor" for s in ("flights", "weather", "airlines", "airports", "planes")),
-        "refined_tables_automation",
-    }
+    assert {s.name for s in defs.sensors} == {"flights_landing_sensor", "refined_tables_automation"}
     assert defs.resolve_schedule_def("flights_daily_tables_schedule").cron_schedule == "0 6 * * *"
 
 

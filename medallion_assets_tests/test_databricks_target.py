@@ -331,7 +331,7 @@ def test_landing_sensors_watch_the_volume_through_the_files_api(workspace) -> No
     emulator, root = workspace
     landing = root / "Volumes/main/landing/files"
     compute = databricks_target(emulator, root)
-    sensor = landing_sensor(FLIGHTS, partitions_of["flights"])
+    sensor = landing_sensor("flights", [FLIGHTS], partitions_of["flights"])
     with DagsterInstance.ephemeral() as instance:
         # The remote bronze run fingerprints the Volume through its FUSE mount; the sensor, through the
         # Files API. They must agree, or every ingested day would be ingested again.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 
@@ -112,60 +113,81 @@ def ingested_fingerprints(instance: DagsterInstance, asset_key: AssetKey, days: 
     return found
 
 
-def landing_sensor(source: LandingSource, partitions_def: PartitionsDefinition) -> SensorDefinition:
-    bronze_key = landing_asset_key(source)
+def _run_key(domain: str, day: str, fingerprints: dict[str, str]) -> str:
+    digest = hashlib.sha256(json.dumps(fingerprints, sort_keys=True).encode()).hexdigest()[:20]
+    return f"{domain}:{day}:{digest}"
+
+
+def landing_sensor(
+    domain: str, sources: Sequence[LandingSource], partitions_def: PartitionsDefinition
+) -> SensorDefinition:
+    """One sensor per domain: a day whose files land or change gets one run for all of that day's sources.
+
+    Sources of one day usually land together, so the day is ingested by one run (one Spark start locally)
+    instead of one per source; a source that changes alone gets a run of its own bronze table.
+    """
+    bronze_keys = {source.name: landing_asset_key(source) for source in sources}
 
     @sensor(
-        name=f"{source.name}_landing_sensor",
-        description=f"Materializes a day of bronze/{source.name} when files land in "
-        f"<landing root>/{source.name}/<YYYY-MM-DD>/ or change there.",
-        asset_selection=[bronze_key],
+        name=f"{domain}_landing_sensor",
+        description=f"Materializes a day of the {domain} bronze tables whose files land in "
+        "<landing root>/<source>/<YYYY-MM-DD>/ or change there, one run per day.",
+        asset_selection=list(bronze_keys.values()),
         minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,
     )
     def _sensor(context: SensorEvaluationContext, compute: ComputeTarget) -> SensorResult | SkipReason:
         landing = compute.landing()
-        where = f"{landing.root}/{source.name}"
-        folders = landing.day_folders(source.name)
-        if folders is None:
-            return SkipReason(f"nothing has landed yet: {where} does not exist")
-        seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
         valid_keys = set(partitions_def.get_partition_keys())
-        changed: dict[str, str] = {}
+        changed: dict[str, dict[str, str]] = {}  # source -> day -> fingerprint
         malformed: list[str] = []
-        for folder in folders:
-            try:
-                day = parse_partition_key(folder).isoformat()
-            except InvalidPartitionKey as error:
-                malformed.append(f"{folder}: {error}")
-                continue
-            if day not in valid_keys:
-                malformed.append(f"{folder}: outside the partitions of this domain")
-                continue
-            # An existing folder with no file is a delivery too: its run fails loudly (landing_delivered)
-            # instead of the day staying silently unbuilt.
-            current = fingerprint(landing.entries(source.name, folder))
-            if seen.get(day) != current:
-                changed[day] = current
-        already = ingested_fingerprints(context.instance, bronze_key, sorted(changed))
+        watched = [source.name for source in sources if landing.day_folders(source.name) is not None]
+        if not watched:
+            names = "|".join(bronze_keys)
+            return SkipReason(f"nothing has landed yet: {landing.root}/<{names}> does not exist")
+        for name in watched:
+            for folder in landing.day_folders(name) or []:
+                try:
+                    day = parse_partition_key(folder).isoformat()
+                except InvalidPartitionKey as error:
+                    malformed.append(f"{name}/{folder}: {error}")
+                    continue
+                if day not in valid_keys:
+                    malformed.append(f"{name}/{folder}: outside the partitions of this domain")
+                    continue
+                # An existing folder with no file is a delivery too: its run fails loudly (landing_delivered)
+                # instead of the day staying silently unbuilt.
+                current = fingerprint(landing.entries(name, folder))
+                if seen.get(name, {}).get(day) != current:
+                    changed.setdefault(name, {})[day] = current
+        pending: dict[str, dict[str, str]] = {}  # day -> source -> fingerprint
+        for name, days in changed.items():
+            already = ingested_fingerprints(context.instance, bronze_keys[name], sorted(days))
+            for day, current in days.items():
+                if already.get(day) != current:
+                    pending.setdefault(day, {})[name] = current
         requests = [
             RunRequest(
-                run_key=f"{source.name}:{day}:{current}",
+                run_key=_run_key(domain, day, fingerprints),
                 partition_key=day,
-                asset_selection=[bronze_key],
-                tags={"medallion/landing_fingerprint": current, "medallion/source": source.name},
+                asset_selection=[bronze_keys[name] for name in sorted(fingerprints)],
+                tags={"medallion/domain": domain, "medallion/landed_sources": ",".join(sorted(fingerprints))},
             )
-            for day, current in sorted(changed.items())
-            if already.get(day) != current
+            for day, fingerprints in sorted(pending.items())
         ]
         for problem in malformed:
-            context.log.warning(f"ignored landing folder {where}/{problem}")
-        seen.update(changed)
+            context.log.warning(f"ignored landing folder {landing.root}/{problem}")
+        for name, days in changed.items():
+            seen.setdefault(name, {}).update(days)
         cursor = json.dumps(seen, sort_keys=True)
         if requests:
             return SensorResult(run_requests=requests, cursor=cursor)
-        reason = f"no new or changed files under {where} ({len(seen)} days already landed"
-        reason += f", {len(changed)} of them already ingested by earlier runs)" if changed else ")"
+        landed_days = len({day for days in seen.values() for day in days})
+        reason = f"no new or changed files under {landing.root} ({landed_days} days already landed"
+        reason += (
+            f", {sum(map(len, changed.values()))} changed ones already ingested by earlier runs)" if changed else ")"
+        )
         if malformed:
             reason += f"; {len(malformed)} malformed folder(s): " + "; ".join(malformed[:3])
         return SensorResult(skip_reason=reason, cursor=cursor)
@@ -201,5 +223,7 @@ def refined_tables_automation(layers: Sequence[str]) -> AutomationConditionSenso
     )
 
 
-def landing_sensors(sources: Sequence[LandingSource], partitions_def: PartitionsDefinition) -> list[SensorDefinition]:
-    return [landing_sensor(source, partitions_def) for source in sources]
+def landing_sensors(
+    domain: str, sources: Sequence[LandingSource], partitions_def: PartitionsDefinition
+) -> list[SensorDefinition]:
+    return [landing_sensor(domain, sources, partitions_def)]

@@ -44,11 +44,11 @@ def write_file(path: Path, megabytes: int) -> int:
 def ingest(home: str) -> None:
     """Runs in the child process: ingest the day and print the measurements as JSON."""
     from medallion_assets.domains import CATALOG
+    from medallion_assets.embedded.spark import local_spark_session
     from medallion_assets.framework.execution import run_table
     from medallion_assets.framework.lakehouse import PathLakehouse
     from medallion_assets.framework.partitions import PartitionWindow
     from medallion_assets.framework.table import TableKey
-    from medallion_assets.resources.spark import local_spark_session
 
     spark = local_spark_session()
     jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())  # type: ignore[union-attr]

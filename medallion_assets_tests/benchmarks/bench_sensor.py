@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    sensor = landing_sensor(FLIGHTS, partitions_of["flights"])
+    sensor = landing_sensor("flights", [FLIGHTS], partitions_of["flights"])
     with tempfile.TemporaryDirectory() as scratch:
         home = Path(scratch)
         window = PartitionWindow(FIRST_DAY, FIRST_DAY + timedelta(days=args.days))
