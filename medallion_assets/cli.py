@@ -63,12 +63,17 @@ def run_command(args: argparse.Namespace) -> int:
         stage_command(args)
     dagster_home = _dagster_home(home)
     job = defs.resolve_job_def(tables_job_name(args.domain))
+    run_config: dict[str, object] = {}
     if not args.verbose:
-        # One line per table instead of Dagster's event stream; the events still go to the instance.
+        # One line per table instead of Dagster's event stream; the events still go to the instance. Dagster
+        # falls back to its console logger unless the run config names the loggers.
         job = job.with_logger_defs({"progress": progress_logger})
+        run_config = {"loggers": {"progress": {}}}
     print(f"materializing every {args.domain} table for {window} (one single-run backfill) ...", flush=True)
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, tags=partition_range_tags(window), raise_on_error=False)
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, tags=partition_range_tags(window), raise_on_error=False
+        )
     failed_checks = [
         event.asset_check_evaluation_data
         for event in result.all_events

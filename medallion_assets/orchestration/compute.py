@@ -53,7 +53,7 @@ class LocalSparkCompute(ComputeTarget):
                 "starting local Spark (about 10 s; a machine's first start also fetches Delta's jars from Maven "
                 "Central and builds a class archive in the background, so later starts are faster)"
             )
-        context.log.info(f"building {table.key} for {window} on local Spark")
+        context.log.debug(f"building {table.key} for {window} on local Spark")
         try:
             report = run_table(
                 local_spark_session(),
