@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
+from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -49,9 +51,21 @@ class Build:
         }
 
 
-def _days_present(frame: DataFrame | None, partition_column: str) -> set[date]:
+def days_present(frame: DataFrame | None, partition_column: str) -> set[date]:
+    """The days a window's frame holds rows for, read from the Delta files it would scan.
+
+    Delta writes a partitioned table's files under `<column>=<value>/` and never writes a file for an empty
+    day, so the file list answers without a scan: a `SELECT DISTINCT` cost 30 to 80 Spark jobs per build (one
+    per adaptive stage, per input), the file list none. A layout without such directories (liquid clustering,
+    a prefix-randomised table) falls back to the query.
+    """
     if frame is None:
         return set()
+    files = frame.inputFiles()
+    pattern = re.compile(rf"/{re.escape(partition_column)}=(\d{{4}}-\d{{2}}-\d{{2}})/")
+    found = [pattern.search(unquote(path)) for path in files]
+    if all(found):
+        return {date.fromisoformat(match.group(1)) for match in found if match}
     return {row[0] for row in frame.select(partition_column).distinct().collect()}
 
 
@@ -67,7 +81,7 @@ def read_inputs(build: Build) -> dict[str, DataFrame]:
         frame = read_window(
             build.spark, build.lakehouse.table(upstream.table), build.window, declaration.partition_column
         )
-        present = _days_present(frame, declaration.partition_column)
+        present = days_present(frame, declaration.partition_column)
         missing = [day for day in build.window.days() if day not in present]
         if missing:
             gaps[upstream.table] = missing
