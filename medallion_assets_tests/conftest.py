@@ -16,29 +16,6 @@ os.environ.setdefault("MEDALLION_SPARK_MASTER", "local[2]")
 
 from medallion_assets_tests.support import TWO_DAYS, LakehouseRun, materialize_window
 
-# Files that share the session's two-day lakehouse run on one worker, so it is built once per suite.
-TWO_DAY_FILES = {
-    "test_concurrency",
-    "test_databricks_target",
-    "test_kill_mid_write",
-    "test_materialize",
-    "test_spark_connect",
-}
-# The longest work units start first (by their serial time in CI), so the short ones fill in behind them.
-LONGEST_FIRST = ["test_dagster_dev", "two_day_lakehouse", "test_bad_input", "test_scd2", "test_cli_deploy_chain"]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def group(item: pytest.Item) -> str:
-        module = item.path.stem
-        return "two_day_lakehouse" if module in TWO_DAY_FILES else module
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
-    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(group(item), len(rank)))
-
-
 @pytest.fixture(scope="session")
 def spark():
     from medallion_assets.embedded.spark import local_spark_session
