@@ -16,6 +16,7 @@ os.environ.setdefault("MEDALLION_SPARK_MASTER", "local[2]")
 
 from medallion_assets_tests.support import TWO_DAYS, LakehouseRun, materialize_window
 
+
 @pytest.fixture(scope="session")
 def spark():
     from medallion_assets.embedded.spark import local_spark_session
