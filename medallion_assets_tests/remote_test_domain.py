@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import sys
 
-import pandera.pyspark as pa
 import pyspark.sql.types as T
 
 from medallion_assets import domains
-from medallion_assets.framework.declare import LandingSource, Rule, TableDeclaration, TableKey, Upstream
+from medallion_assets.framework.declare import (
+    Contract,
+    Field,
+    LandingSource,
+    Rule,
+    TableDeclaration,
+    TableKey,
+    Upstream,
+)
 
 DOMAIN = "meters"
 SOURCE = LandingSource("meter_readings", ("meter", "kwh"), "smart-meter readings, one file per day")
 
 
-class MeterReadings(pa.DataFrameModel):
-    meter: T.StringType() = pa.Field(str_matches=r"^M[0-9]+$")
-    kwh: T.IntegerType() = pa.Field(nullable=True)
+class MeterReadings(Contract):
+    meter: T.StringType() = Field(str_matches=r"^M[0-9]+$")
+    kwh: T.IntegerType() = Field(nullable=True)
 
 
 TABLES = [

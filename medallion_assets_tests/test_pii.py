@@ -6,10 +6,10 @@ import hashlib
 from datetime import date
 from pathlib import Path
 
-import pandera.pyspark as pa
 import pyspark.sql.types as T
 import pytest
 
+from medallion_assets.framework.contract import Contract, Field
 from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
@@ -18,10 +18,10 @@ from medallion_assets.framework.table import LandingSource, TableDeclaration, Ta
 SOURCE = LandingSource("members", ("member_id", "email", "phone"), "loyalty members")
 
 
-class SilverMembers(pa.DataFrameModel):
-    member_id: T.StringType() = pa.Field()
-    email: T.StringType() = pa.Field(nullable=True)
-    phone: T.StringType() = pa.Field(nullable=True)
+class SilverMembers(Contract):
+    member_id: T.StringType() = Field()
+    email: T.StringType() = Field(nullable=True)
+    phone: T.StringType() = Field(nullable=True)
 
 
 class GoldMembers(SilverMembers):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import pandera.pyspark as pa
 import pyspark.sql.types as T
 import pytest
 
+from medallion_assets.framework.contract import Contract, Field
 from medallion_assets.framework.errors import FailedRules
 from medallion_assets.framework.execution import run_table
 from medallion_assets.framework.lakehouse import PathLakehouse
@@ -20,9 +20,9 @@ SOURCE = LandingSource("readings", ("sensor", "value"), "sensor readings")
 DAY = date(2013, 1, 1)
 
 
-class Readings(pa.DataFrameModel):
-    sensor: T.StringType() = pa.Field(str_matches=r"^S[0-9]+$")  # drop: sensor_str_matches
-    value: T.IntegerType() = pa.Field(nullable=True)
+class Readings(Contract):
+    sensor: T.StringType() = Field(str_matches=r"^S[0-9]+$")  # drop: sensor_str_matches
+    value: T.IntegerType() = Field(nullable=True)
 
 
 def catalog(*rules: Rule) -> dict[TableKey, TableDeclaration]:
@@ -75,13 +75,13 @@ def test_fail_stops_the_materialization_with_a_clear_message_and_writes_nothing(
     assert not (home / "warehouse/silver/readings").exists()
 
 
-class Gauges(pa.DataFrameModel):
-    gauge: T.StringType() = pa.Field(str_matches=r"^G[0-9]+$")
-    level: T.IntegerType() = pa.Field(ge=0, le=10)
-    unit: T.StringType() = pa.Field(isin=["m", "cm"], nullable=True)
+class Gauges(Contract):
+    gauge: T.StringType() = Field(str_matches=r"^G[0-9]+$")
+    level: T.IntegerType() = Field(ge=0, le=10)
+    unit: T.StringType() = Field(isin=["m", "cm"], nullable=True)
 
 
-def gauges(contract: type[pa.DataFrameModel] = Gauges) -> TableDeclaration:
+def gauges(contract: type[Contract] = Gauges) -> TableDeclaration:
     return TableDeclaration(
         key=TableKey("gold", "gauges"), description="g", owner="team:x", transform=lambda ctx: None, contract=contract
     )

@@ -4,6 +4,7 @@ A domain module imports from here only, so a table is a declaration (schema, rul
 framework decides how it is built, checked and deployed.
 """
 
+from medallion_assets.framework.contract import Contract, Field
 from medallion_assets.framework.errors import TableBuildError
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import (
@@ -21,6 +22,8 @@ from medallion_assets.framework.table import (
 
 __all__ = [
     "Conservation",
+    "Contract",
+    "Field",
     "ForeignKey",
     "LandingSource",
     "PartitionWindow",

@@ -62,7 +62,7 @@ def profile_output(
     table, window = build.table, build.window
     assert table.contract is not None
     is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
-    contract_columns = list(table.contract.to_schema().columns)
+    contract_columns = table.contract.columns()
     counters = contract_failure_counters(table, output.columns, is_current)
     profiled = output
     for fk in table.foreign_keys:

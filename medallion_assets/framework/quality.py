@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
-from pandera.config import ValidationDepth, config_context
 from pyspark.sql import functions as F
 
 from medallion_assets.framework import checks
@@ -95,8 +94,8 @@ def contract_conditions(table: TableDeclaration) -> list[ContractCondition]:
     if table.contract is None:
         return []
     conditions: list[ContractCondition] = []
-    for column, spec in table.contract.to_schema().columns.items():
-        severity: Severity = (spec.metadata or {}).get("severity", default_severity(table))
+    for column, spec in table.contract.fields.items():
+        severity: Severity = spec.metadata.get("severity", default_severity(table))
         if not spec.nullable:
             conditions.append(
                 ContractCondition(column, "not_null", f"`{column}` IS NOT NULL", severity, f"{column} is required")
@@ -172,10 +171,12 @@ def contract_outcome(
     then run one Spark job per nullability or value check; the same checks, compiled from the same
     model, are counted by `contract_failure_counters` in one aggregation instead.
     """
+    from pandera.config import ValidationDepth, config_context
+
     assert table.contract is not None
     # Pandera judges columns and types from the schema alone; its null checks would scan once per column.
     with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-        validated = table.contract.validate(df.limit(0))
+        validated = table.contract.pandera_model().validate(df.limit(0))
     failures = [
         {
             "section": section,

@@ -10,9 +10,9 @@ from medallion_assets.framework import checks
 from medallion_assets.framework.landed_files import SUPPORTED_ENCODINGS
 
 if TYPE_CHECKING:
-    import pandera.pyspark as pa
     from pyspark.sql import DataFrame, SparkSession
 
+    from medallion_assets.framework.contract import Contract
     from medallion_assets.framework.partitions import PartitionWindow
 
 Layer = Literal["bronze", "silver", "gold"]
@@ -133,7 +133,7 @@ class TableDeclaration:
     built_after: Sequence[TableKey] = ()
     transform: TransformFn | None = None
     source: LandingSource | None = None
-    contract: type[pa.DataFrameModel] | None = None
+    contract: type[Contract] | None = None
     casts: Mapping[str, str] = field(default_factory=dict)
     rules: Sequence[Rule] = ()
     natural_key: tuple[str, ...] = ()
@@ -172,7 +172,7 @@ class TableDeclaration:
     def output_columns(self) -> list[str]:
         """The contract's columns in order, then the partition column unless the contract has it."""
         assert self.contract is not None
-        columns = list(self.contract.to_schema().columns)
+        columns = self.contract.columns()
         return columns if self.partition_column in columns else [*columns, self.partition_column]
 
     @property

@@ -48,7 +48,7 @@ def column_schema(table: TableDeclaration) -> TableSchema:
         fields = [(f.name, f.dataType.simpleString()) for f in bronze_schema(table.source, table.partition_column)]
     else:
         assert table.contract is not None
-        types = {name: str(spec.dtype) for name, spec in table.contract.to_schema().columns.items()}
+        types = {name: f.dtype.simpleString() for name, f in table.contract.fields.items() if f.dtype is not None}
         fields = [(name, types.get(name, "date")) for name in table.output_columns]
     return TableSchema(columns=[TableColumn(name=name, type=kind) for name, kind in fields])
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.framework.declare import (
     Conservation,
+    Contract,
+    Field,
     ForeignKey,
     TableDeclaration,
     TableKey,
@@ -25,17 +26,17 @@ def _dim(name: str) -> TableKey:
     return TableKey("gold", name)
 
 
-class DimDate(pa.DataFrameModel):
-    date_key: T.IntegerType() = pa.Field(ge=19000101, le=21001231)
-    full_date: T.DateType() = pa.Field()
-    year: T.IntegerType() = pa.Field()
-    quarter: T.IntegerType() = pa.Field(in_range={"min_value": 1, "max_value": 4})
-    month: T.IntegerType() = pa.Field(in_range={"min_value": 1, "max_value": 12})
-    day_of_month: T.IntegerType() = pa.Field(in_range={"min_value": 1, "max_value": 31})
-    day_of_week: T.IntegerType() = pa.Field(in_range={"min_value": 1, "max_value": 7})
-    day_name: T.StringType() = pa.Field()
-    month_name: T.StringType() = pa.Field()
-    is_weekend: T.BooleanType() = pa.Field()
+class DimDate(Contract):
+    date_key: T.IntegerType() = Field(ge=19000101, le=21001231)
+    full_date: T.DateType() = Field()
+    year: T.IntegerType() = Field()
+    quarter: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 4})
+    month: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 12})
+    day_of_month: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 31})
+    day_of_week: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 7})
+    day_name: T.StringType() = Field()
+    month_name: T.StringType() = Field()
+    is_weekend: T.BooleanType() = Field()
 
 
 def transform_dim_date(ctx: TransformContext) -> DataFrame:
@@ -55,11 +56,11 @@ def transform_dim_date(ctx: TransformContext) -> DataFrame:
     )
 
 
-class DimCarrier(pa.DataFrameModel):
-    carrier_key: T.LongType() = pa.Field()
-    carrier: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
-    carrier_name: T.StringType() = pa.Field()
-    valid_from: T.DateType() = pa.Field()
+class DimCarrier(Contract):
+    carrier_key: T.LongType() = Field()
+    carrier: T.StringType() = Field(str_matches=r"^[A-Z0-9]{2}$")
+    carrier_name: T.StringType() = Field()
+    valid_from: T.DateType() = Field()
 
 
 def transform_dim_carrier(ctx: TransformContext) -> DataFrame:
@@ -76,14 +77,14 @@ def transform_dim_carrier(ctx: TransformContext) -> DataFrame:
     )
 
 
-class DimAirport(pa.DataFrameModel):
-    airport_key: T.LongType() = pa.Field()
-    faa: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{3,4}$")
-    airport_name: T.StringType() = pa.Field()
-    lat: T.DoubleType() = pa.Field(nullable=True)
-    lon: T.DoubleType() = pa.Field(nullable=True)
-    tzone: T.StringType() = pa.Field(nullable=True)
-    is_inferred: T.BooleanType() = pa.Field()
+class DimAirport(Contract):
+    airport_key: T.LongType() = Field()
+    faa: T.StringType() = Field(str_matches=r"^[A-Z0-9]{3,4}$")
+    airport_name: T.StringType() = Field()
+    lat: T.DoubleType() = Field(nullable=True)
+    lon: T.DoubleType() = Field(nullable=True)
+    tzone: T.StringType() = Field(nullable=True)
+    is_inferred: T.BooleanType() = Field()
 
 
 def _referenced_codes(flights: DataFrame, *columns: str) -> DataFrame:
@@ -141,15 +142,15 @@ def transform_dim_airport(ctx: TransformContext) -> DataFrame:
     return with_inferred_members(current, referenced, "faa", "airport_key", {"airport_name": F.lit("Unknown airport")})
 
 
-class DimAircraft(pa.DataFrameModel):
-    aircraft_key: T.LongType() = pa.Field()
-    tailnum: T.StringType() = pa.Field()
-    manufacturer: T.StringType() = pa.Field(nullable=True)
-    model: T.StringType() = pa.Field(nullable=True)
-    year_built: T.IntegerType() = pa.Field(nullable=True)
-    seats: T.IntegerType() = pa.Field(nullable=True)
-    engines: T.IntegerType() = pa.Field(nullable=True)
-    is_inferred: T.BooleanType() = pa.Field()
+class DimAircraft(Contract):
+    aircraft_key: T.LongType() = Field()
+    tailnum: T.StringType() = Field()
+    manufacturer: T.StringType() = Field(nullable=True)
+    model: T.StringType() = Field(nullable=True)
+    year_built: T.IntegerType() = Field(nullable=True)
+    seats: T.IntegerType() = Field(nullable=True)
+    engines: T.IntegerType() = Field(nullable=True)
+    is_inferred: T.BooleanType() = Field()
 
 
 def transform_dim_aircraft(ctx: TransformContext) -> DataFrame:
@@ -174,27 +175,27 @@ def transform_dim_aircraft(ctx: TransformContext) -> DataFrame:
     return with_inferred_members(current, referenced, "tailnum", "aircraft_key")
 
 
-class FactFlights(pa.DataFrameModel):
-    flight_id: T.LongType() = pa.Field()
-    date_key: T.IntegerType() = pa.Field()
-    carrier_key: T.LongType() = pa.Field()
-    origin_airport_key: T.LongType() = pa.Field()
-    dest_airport_key: T.LongType() = pa.Field()
-    aircraft_key: T.LongType() = pa.Field()
-    flight_number: T.IntegerType() = pa.Field(ge=1)
-    sched_dep_utc: T.TimestampType() = pa.Field()
-    sched_dep_local: T.TimestampNTZType() = pa.Field()
-    dep_delay_min: T.IntegerType() = pa.Field(nullable=True)
-    arr_delay_min: T.IntegerType() = pa.Field(nullable=True)
-    air_time_min: T.IntegerType() = pa.Field(nullable=True, ge=1)
-    distance_mi: T.IntegerType() = pa.Field(ge=1)
-    is_cancelled: T.BooleanType() = pa.Field()
-    is_diverted: T.BooleanType() = pa.Field()
-    is_on_time: T.BooleanType() = pa.Field()
-    dep_hour_temp_f: T.DoubleType() = pa.Field(nullable=True)
-    dep_hour_wind_speed_mph: T.DoubleType() = pa.Field(nullable=True)
-    dep_hour_precip_in: T.DoubleType() = pa.Field(nullable=True)
-    dep_hour_visib_mi: T.DoubleType() = pa.Field(nullable=True)
+class FactFlights(Contract):
+    flight_id: T.LongType() = Field()
+    date_key: T.IntegerType() = Field()
+    carrier_key: T.LongType() = Field()
+    origin_airport_key: T.LongType() = Field()
+    dest_airport_key: T.LongType() = Field()
+    aircraft_key: T.LongType() = Field()
+    flight_number: T.IntegerType() = Field(ge=1)
+    sched_dep_utc: T.TimestampType() = Field()
+    sched_dep_local: T.TimestampNTZType() = Field()
+    dep_delay_min: T.IntegerType() = Field(nullable=True)
+    arr_delay_min: T.IntegerType() = Field(nullable=True)
+    air_time_min: T.IntegerType() = Field(nullable=True, ge=1)
+    distance_mi: T.IntegerType() = Field(ge=1)
+    is_cancelled: T.BooleanType() = Field()
+    is_diverted: T.BooleanType() = Field()
+    is_on_time: T.BooleanType() = Field()
+    dep_hour_temp_f: T.DoubleType() = Field(nullable=True)
+    dep_hour_wind_speed_mph: T.DoubleType() = Field(nullable=True)
+    dep_hour_precip_in: T.DoubleType() = Field(nullable=True)
+    dep_hour_visib_mi: T.DoubleType() = Field(nullable=True)
 
 
 def _keys(frame: DataFrame, code: str, key: str, alias_code: str, alias_key: str) -> DataFrame:
@@ -261,15 +262,15 @@ def transform_fact_flights(ctx: TransformContext) -> DataFrame:
     )
 
 
-class CarrierDailyPerformance(pa.DataFrameModel):
-    flight_date: T.DateType() = pa.Field()
-    carrier: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
-    scheduled_flights: T.LongType() = pa.Field(ge=1)
-    cancelled_flights: T.LongType() = pa.Field(ge=0)
-    on_time_arrivals: T.LongType() = pa.Field(ge=0)
-    on_time_rate: T.DoubleType() = pa.Field(in_range={"min_value": 0.0, "max_value": 1.0})
-    avg_dep_delay_min: T.DoubleType() = pa.Field(nullable=True)
-    avg_arr_delay_min: T.DoubleType() = pa.Field(nullable=True)
+class CarrierDailyPerformance(Contract):
+    flight_date: T.DateType() = Field()
+    carrier: T.StringType() = Field(str_matches=r"^[A-Z0-9]{2}$")
+    scheduled_flights: T.LongType() = Field(ge=1)
+    cancelled_flights: T.LongType() = Field(ge=0)
+    on_time_arrivals: T.LongType() = Field(ge=0)
+    on_time_rate: T.DoubleType() = Field(in_range={"min_value": 0.0, "max_value": 1.0})
+    avg_dep_delay_min: T.DoubleType() = Field(nullable=True)
+    avg_arr_delay_min: T.DoubleType() = Field(nullable=True)
 
 
 def transform_carrier_daily_performance(ctx: TransformContext) -> DataFrame:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import pandera.pyspark as pa
 import pyspark.sql.types as T
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.framework.declare import (
+    Contract,
+    Field,
     Rule,
     Scd2,
     TableDeclaration,
@@ -32,30 +33,30 @@ TERRITORY_AIRPORT_TIMEZONES = {
 }
 
 
-class SilverFlights(pa.DataFrameModel):
-    flight_date: T.DateType() = pa.Field(description="scheduled local departure date")
-    carrier: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
-    flight: T.IntegerType() = pa.Field(ge=1, le=9999)
-    tailnum: T.StringType() = pa.Field(nullable=True, str_matches=r"^[A-Z0-9]{2,7}$")
-    origin: T.StringType() = pa.Field(isin=NYC_AIRPORTS)
-    dest: T.StringType() = pa.Field(str_matches=AIRPORT_CODE)
-    origin_timezone: T.StringType() = pa.Field()
-    dest_timezone: T.StringType() = pa.Field()
-    sched_dep_local: T.TimestampNTZType() = pa.Field()
-    sched_dep_utc: T.TimestampType() = pa.Field()
-    dep_local: T.TimestampNTZType() = pa.Field(nullable=True)
-    dep_utc: T.TimestampType() = pa.Field(nullable=True)
-    sched_arr_local: T.TimestampNTZType() = pa.Field()
-    sched_arr_utc: T.TimestampType() = pa.Field()
-    arr_local: T.TimestampNTZType() = pa.Field(nullable=True)
-    arr_utc: T.TimestampType() = pa.Field(nullable=True)
-    dep_delay: T.IntegerType() = pa.Field(nullable=True, ge=-1440, le=2880)
-    arr_delay: T.IntegerType() = pa.Field(nullable=True, ge=-1440, le=2880)
-    air_time: T.IntegerType() = pa.Field(nullable=True, ge=1, le=1440)
-    distance: T.IntegerType() = pa.Field(ge=1, le=10000)
-    time_hour: T.TimestampType() = pa.Field()
-    is_cancelled: T.BooleanType() = pa.Field()
-    is_diverted: T.BooleanType() = pa.Field()
+class SilverFlights(Contract):
+    flight_date: T.DateType() = Field(description="scheduled local departure date")
+    carrier: T.StringType() = Field(str_matches=r"^[A-Z0-9]{2}$")
+    flight: T.IntegerType() = Field(ge=1, le=9999)
+    tailnum: T.StringType() = Field(nullable=True, str_matches=r"^[A-Z0-9]{2,7}$")
+    origin: T.StringType() = Field(isin=NYC_AIRPORTS)
+    dest: T.StringType() = Field(str_matches=AIRPORT_CODE)
+    origin_timezone: T.StringType() = Field()
+    dest_timezone: T.StringType() = Field()
+    sched_dep_local: T.TimestampNTZType() = Field()
+    sched_dep_utc: T.TimestampType() = Field()
+    dep_local: T.TimestampNTZType() = Field(nullable=True)
+    dep_utc: T.TimestampType() = Field(nullable=True)
+    sched_arr_local: T.TimestampNTZType() = Field()
+    sched_arr_utc: T.TimestampType() = Field()
+    arr_local: T.TimestampNTZType() = Field(nullable=True)
+    arr_utc: T.TimestampType() = Field(nullable=True)
+    dep_delay: T.IntegerType() = Field(nullable=True, ge=-1440, le=2880)
+    arr_delay: T.IntegerType() = Field(nullable=True, ge=-1440, le=2880)
+    air_time: T.IntegerType() = Field(nullable=True, ge=1, le=1440)
+    distance: T.IntegerType() = Field(ge=1, le=10000)
+    time_hour: T.TimestampType() = Field()
+    is_cancelled: T.BooleanType() = Field()
+    is_diverted: T.BooleanType() = Field()
 
 
 def _hhmm_rule(column: str, latest: int) -> Rule:
@@ -161,54 +162,54 @@ def _reference_transform(columns: dict[str, str]) -> TransformFn:
     return transform
 
 
-class Scd2Columns(pa.DataFrameModel):
-    row_hash: T.StringType() = pa.Field(str_length={"min_value": 64, "max_value": 64})
-    valid_from: T.DateType() = pa.Field()
-    valid_to: T.DateType() = pa.Field(nullable=True)
-    is_current: T.BooleanType() = pa.Field()
+class Scd2Columns(Contract):
+    row_hash: T.StringType() = Field(str_length={"min_value": 64, "max_value": 64})
+    valid_from: T.DateType() = Field()
+    valid_to: T.DateType() = Field(nullable=True)
+    is_current: T.BooleanType() = Field()
 
 
 class SilverAirlines(Scd2Columns):
-    carrier: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2}$")
-    name: T.StringType() = pa.Field()
+    carrier: T.StringType() = Field(str_matches=r"^[A-Z0-9]{2}$")
+    name: T.StringType() = Field()
 
 
 class SilverAirports(Scd2Columns):
-    faa: T.StringType() = pa.Field(str_matches=AIRPORT_CODE)
-    name: T.StringType() = pa.Field()
-    lat: T.DoubleType() = pa.Field(ge=-90.0, le=90.0)
-    lon: T.DoubleType() = pa.Field(ge=-180.0, le=180.0)
-    alt: T.IntegerType() = pa.Field(nullable=True)
-    utc_offset_hours: T.DoubleType() = pa.Field(nullable=True, ge=-12.0, le=14.0)
-    dst: T.StringType() = pa.Field(nullable=True, isin=["A", "N", "U", "E", "S", "O", "Z"])
-    tzone: T.StringType() = pa.Field(nullable=True)
+    faa: T.StringType() = Field(str_matches=AIRPORT_CODE)
+    name: T.StringType() = Field()
+    lat: T.DoubleType() = Field(ge=-90.0, le=90.0)
+    lon: T.DoubleType() = Field(ge=-180.0, le=180.0)
+    alt: T.IntegerType() = Field(nullable=True)
+    utc_offset_hours: T.DoubleType() = Field(nullable=True, ge=-12.0, le=14.0)
+    dst: T.StringType() = Field(nullable=True, isin=["A", "N", "U", "E", "S", "O", "Z"])
+    tzone: T.StringType() = Field(nullable=True)
 
 
 class SilverPlanes(Scd2Columns):
-    tailnum: T.StringType() = pa.Field(str_matches=r"^[A-Z0-9]{2,7}$")
-    year_built: T.IntegerType() = pa.Field(nullable=True, ge=1900, le=2014)
-    type: T.StringType() = pa.Field(nullable=True)
-    manufacturer: T.StringType() = pa.Field(nullable=True)
-    model: T.StringType() = pa.Field(nullable=True)
-    engines: T.IntegerType() = pa.Field(nullable=True, ge=0, le=8)
-    seats: T.IntegerType() = pa.Field(nullable=True, ge=1, le=1000)
-    speed: T.IntegerType() = pa.Field(nullable=True, ge=0)
-    engine: T.StringType() = pa.Field(nullable=True)
+    tailnum: T.StringType() = Field(str_matches=r"^[A-Z0-9]{2,7}$")
+    year_built: T.IntegerType() = Field(nullable=True, ge=1900, le=2014)
+    type: T.StringType() = Field(nullable=True)
+    manufacturer: T.StringType() = Field(nullable=True)
+    model: T.StringType() = Field(nullable=True)
+    engines: T.IntegerType() = Field(nullable=True, ge=0, le=8)
+    seats: T.IntegerType() = Field(nullable=True, ge=1, le=1000)
+    speed: T.IntegerType() = Field(nullable=True, ge=0)
+    engine: T.StringType() = Field(nullable=True)
 
 
-class SilverWeather(pa.DataFrameModel):
-    origin: T.StringType() = pa.Field(isin=NYC_AIRPORTS)
-    time_hour: T.TimestampType() = pa.Field()
-    observed_local: T.TimestampNTZType() = pa.Field()
-    temp_f: T.DoubleType() = pa.Field(nullable=True, ge=-60.0, le=130.0)
-    dewp_f: T.DoubleType() = pa.Field(nullable=True, ge=-80.0, le=100.0)
-    humid: T.DoubleType() = pa.Field(nullable=True, ge=0.0, le=100.0)
-    wind_dir: T.DoubleType() = pa.Field(nullable=True, ge=0.0, le=360.0)
-    wind_speed_mph: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
-    wind_gust_mph: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
-    precip_in: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
-    pressure_mb: T.DoubleType() = pa.Field(nullable=True, ge=800.0, le=1100.0)
-    visib_mi: T.DoubleType() = pa.Field(nullable=True, ge=0.0)
+class SilverWeather(Contract):
+    origin: T.StringType() = Field(isin=NYC_AIRPORTS)
+    time_hour: T.TimestampType() = Field()
+    observed_local: T.TimestampNTZType() = Field()
+    temp_f: T.DoubleType() = Field(nullable=True, ge=-60.0, le=130.0)
+    dewp_f: T.DoubleType() = Field(nullable=True, ge=-80.0, le=100.0)
+    humid: T.DoubleType() = Field(nullable=True, ge=0.0, le=100.0)
+    wind_dir: T.DoubleType() = Field(nullable=True, ge=0.0, le=360.0)
+    wind_speed_mph: T.DoubleType() = Field(nullable=True, ge=0.0)
+    wind_gust_mph: T.DoubleType() = Field(nullable=True, ge=0.0)
+    precip_in: T.DoubleType() = Field(nullable=True, ge=0.0)
+    pressure_mb: T.DoubleType() = Field(nullable=True, ge=800.0, le=1100.0)
+    visib_mi: T.DoubleType() = Field(nullable=True, ge=0.0)
 
 
 def transform_weather(ctx: TransformContext) -> DataFrame:
