@@ -32,20 +32,11 @@ def stage_command(args: argparse.Namespace) -> int:
     return 0
 
 
-# Dagster writes runs to the instance under DAGSTER_HOME; without a dagster.yaml it warns on every start.
-INSTANCE_YAML = """# The local Dagster instance of `medallion run` and `dagster dev`: runs and events in SQLite here.
-# Dagster's anonymous usage telemetry, its default; set `enabled: false` to opt out.
-telemetry:
-  enabled: true
-"""
-
-
 def _dagster_home(home: Path) -> Path:
-    dagster_home = Path(os.environ.get("DAGSTER_HOME") or home / "dagster")
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    config = dagster_home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_YAML)
+    from medallion_assets.orchestration.instance import prepare_dagster_home
+
+    # Dagster writes runs to the instance under DAGSTER_HOME; without a dagster.yaml it warns on every start.
+    dagster_home = prepare_dagster_home(Path(os.environ.get("DAGSTER_HOME") or home / "dagster"))
     os.environ["DAGSTER_HOME"] = str(dagster_home)
     return dagster_home
 

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.orchestration.instance import instance_yaml
 from medallion_assets_tests.support import read, wait_for
 
 BACKFILL_DAYS = ["2013-01-01", "2013-01-02", "2013-01-03"]
@@ -34,11 +35,9 @@ ALL_DAYS = [*BACKFILL_DAYS, NEW_DAY]
 BACKFILL_TIMEOUT_S = 600
 FOLLOW_TIMEOUT_S = 900
 # The day's landing run, then its silver and gold: never more than two runs at once on two cores.
-INSTANCE_YAML = """
+RUN_QUEUE_YAML = """
 run_queue:
   max_concurrent_runs: 2
-telemetry:
-  enabled: false
 """
 ACTIVE_RUN_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"]
 FINISHED_BACKFILL_STATUSES = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
@@ -173,7 +172,7 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 def dagster_dev(tmp_path: Path) -> Iterator[tuple[DagsterDev, Path]]:
     home, dagster_home = tmp_path / "lakehouse", tmp_path / "dagster_home"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(INSTANCE_YAML)
+    (dagster_home / "dagster.yaml").write_text(instance_yaml(dagster_home, telemetry=False) + RUN_QUEUE_YAML)
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),
