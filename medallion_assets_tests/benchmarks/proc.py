@@ -54,3 +54,48 @@ def run_measured(command: Sequence[str], env: dict[str, str] | None = None) -> t
     done.set()
     sampler.join()
     return time.monotonic() - started, peak, code
+
+
+def _tree_rss_by_kind(root: int) -> dict[str, int]:
+    """RSS of each process in the tree, summed by kind: "java" for the JVM, "python" for the rest."""
+    found: dict[str, int] = {}
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{pid}/comm") as comm:
+                kind = "java" if comm.read().strip() == "java" else "python"
+        except OSError:
+            continue
+        found[kind] = found.get(kind, 0) + rss
+        pending.extend(_children(pid))
+    return found
+
+
+def run_measured_by_process(
+    command: Sequence[str], env: dict[str, str] | None = None, output: str | os.PathLike[str] | None = None
+) -> tuple[float, dict[str, int], int]:
+    """Run `command`; return (wall seconds, peak RSS in bytes of the JVM and of the Python side, exit code).
+
+    Its stdout and stderr go to `output` when given.
+    """
+    started = time.monotonic()
+    with open(output or os.devnull, "wb") as sink:
+        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        peaks: dict[str, int] = {}
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                for kind, rss in _tree_rss_by_kind(process.pid).items():
+                    peaks[kind] = max(peaks.get(kind, 0), rss)
+                time.sleep(0.25)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = process.wait()
+        done.set()
+        sampler.join()
+    return time.monotonic() - started, peaks, code
