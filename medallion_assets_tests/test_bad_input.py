@@ -233,6 +233,38 @@ def test_an_empty_delivery_is_loud(spark, home: Path) -> None:
     assert "no data line landed for 2013-01-01" in str(bronze.blocked_error())
 
 
+def test_a_source_that_may_deliver_no_rows_builds_its_header_only_day_and_still_fails_a_missing_file(
+    spark, home: Path
+) -> None:
+    # The real weather feed has no observations on 2013-12-31: its export that day is the header alone.
+    bronze_key = TableKey("bronze", "flights")
+    bronze_table = CATALOG[bronze_key]
+    assert bronze_table.source is not None
+    catalog = {
+        **CATALOG,
+        bronze_key: replace(bronze_table, source=replace(bronze_table.source, days_without_rows=True)),
+    }
+    second = date(2013, 1, 2)
+    land(home, "flights", "flights.csv", day_file())
+    land(home, "flights", "flights.csv", HEADER + "\n", day=second)
+    two_days = PartitionWindow(DAY, date(2013, 1, 3))
+    reports = build(spark, home, bronze_key, SILVER_FLIGHTS, window=two_days, catalog=catalog)
+    bronze, silver = reports[bronze_key], reports[SILVER_FLIGHTS]
+    assert bronze.committed and silver.committed, (bronze.blocked_error(), silver.blocked_error())
+    assert check(silver, checks.QUARANTINE_RATE).metadata["quarantine_rate_by_day"] == {
+        DAY.isoformat(): 0.0,
+        second.isoformat(): None,
+    }
+    per_day = {
+        row[0]: row[1] for row in read(spark, home, "silver/flights").groupBy("partition_date").count().collect()
+    }
+    assert per_day == {DAY: len(REAL_DAY)}
+    # A folder without any file is still a broken delivery.
+    (home / "landing" / "flights" / second.isoformat() / "flights.csv").unlink()
+    bronze = build(spark, home, bronze_key, window=two_days, catalog=catalog)[bronze_key]
+    assert not bronze.committed and "no data line landed for 2013-01-02" in str(bronze.blocked_error())
+
+
 def test_an_empty_file_beside_a_full_one_is_counted_not_crashed_on(spark, home: Path) -> None:
     land(home, "flights", "flights.csv", day_file())
     land(home, "flights", "zz-late-empty.csv", b"")

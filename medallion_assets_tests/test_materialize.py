@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from dagster import AssetKey, AssetSelection
+from dagster import AssetKey, AssetSelection, DagsterEventType
 
 from medallion_assets_tests.support import (
     LakehouseRun,
@@ -39,6 +39,15 @@ def test_every_table_materializes_and_every_check_passes(lakehouse_two_days: Lak
     assert len(evaluations) >= 16 * 2
     failed = {key: e.metadata for key, e in evaluations.items() if not e.passed}
     assert not failed
+    # Each day's copy of the window's verdict carries that day's entry of a per-day value, not the whole window's.
+    rates = {
+        e.partition: e.metadata["quarantine_rate_by_day"].value
+        for event in result.all_events
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and (e := event.asset_check_evaluation_data).check_name == "quarantine_rate"
+        and e.asset_key.to_user_string() == "silver/flights"
+    }
+    assert rates == {day: {day: 0.0} for day in ("2013-01-01", "2013-01-02")}
 
 
 def test_no_real_flight_is_lost_or_quarantined(spark, lakehouse_two_days: LakehouseRun) -> None:

@@ -37,7 +37,12 @@ def build_bronze(build: Build) -> TableRunReport:
     }
     totals = {name: sum(counts[name] for counts in per_day.values()) for name in bronze_ingest.LINE_COUNTS}
     counted_lines = sum(landed.physical_lines for landed in files)
-    empty_days = [day for day in window.days() if not per_day.get(day, {}).get("data_lines")]
+    empty_days = [
+        day
+        for day in window.days()
+        if not per_day.get(day, {}).get("data_lines")
+        and not (table.source.days_without_rows and per_day.get(day, {}).get("header_lines"))
+    ]
     report = TableRunReport(table.key, window)
     report.checks += [
         CheckOutcome(
@@ -46,7 +51,11 @@ def build_bronze(build: Build) -> TableRunReport:
             description=checks.DESCRIPTIONS[checks.LANDING_DELIVERED],
             metadata={"days_without_data": [day.isoformat() for day in empty_days]},
             summary=f"no data line landed for {describe_days(empty_days)}"
-            + " (the day folder exists, with no file or only empty or header-only files)",
+            + (
+                " (the day folder is missing, or holds no file or only empty files)"
+                if table.source.days_without_rows
+                else " (the day folder is missing, or holds no file or only empty or header-only files)"
+            ),
         ),
         CheckOutcome(
             checks.LANDING_RECONCILIATION,

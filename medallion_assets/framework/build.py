@@ -69,6 +69,19 @@ def days_present(frame: DataFrame | None, partition_column: str) -> set[date]:
     return {row[0] for row in frame.select(partition_column).distinct().collect()}
 
 
+def may_lack_days(key: TableKey, catalog: TableCatalog) -> bool:
+    """Whether the table may hold no rows for a day it was built for: its landing source delivers such days.
+
+    A refined table inherits it from its primary input. An input that may lack days is read without the gap
+    check, so a day it was never built for reads as empty too: the asset graph (automation) orders those builds.
+    """
+    table = catalog[key]
+    if table.source is not None:
+        return table.source.days_without_rows
+    primary = table.primary_input
+    return primary is not None and may_lack_days(table.inputs[primary].table, catalog)
+
+
 def read_inputs(build: Build) -> dict[str, DataFrame]:
     """Each input over the window; a day an input holds no rows for is a gap, and gaps stop the build.
 
@@ -83,7 +96,7 @@ def read_inputs(build: Build) -> dict[str, DataFrame]:
         )
         present = days_present(frame, declaration.partition_column)
         missing = [day for day in build.window.days() if day not in present]
-        if missing:
+        if missing and (frame is None or not may_lack_days(upstream.table, build.catalog)):
             gaps[upstream.table] = missing
         if frame is not None:
             inputs[alias] = protect_pii(frame, declaration.pii_columns) if build.table.key.layer == "gold" else frame

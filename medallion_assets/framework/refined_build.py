@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.framework import bronze_ingest, checks
-from medallion_assets.framework.build import Build, expect_committed, may_commit, read_inputs
+from medallion_assets.framework.build import Build, expect_committed, may_commit, may_lack_days, read_inputs
 from medallion_assets.framework.delta_io import read_table_if_exists, write_window
 from medallion_assets.framework.errors import FailedRules, HistoryOutOfOrder
 from medallion_assets.framework.output_checks import profile_output, source_schema_outcome
@@ -218,11 +218,17 @@ def _example_rows(classified: DataFrame, table: TableDeclaration, days: Sequence
 
 
 def quarantine_rate_outcome(
-    table: TableDeclaration, window: PartitionWindow, tally: RuleTally, examples: Any
+    table: TableDeclaration,
+    window: PartitionWindow,
+    tally: RuleTally,
+    examples: Any,
+    *,
+    empty_days_allowed: bool = False,
 ) -> CheckOutcome:
     """Blocking: each day keeps rows, and quarantines no more than `max_quarantine_rate` of them.
 
-    A day that delivered nothing or kept nothing fails whatever the threshold. `examples(days)` is called only
+    A day that delivered nothing or kept nothing fails whatever the threshold, unless its source may deliver days
+    without rows (`LandingSource.days_without_rows`) and the day delivered none. `examples(days)` is called only
     for a failing window, so a passing one costs no extra query.
     """
     limit = table.max_quarantine_rate
@@ -235,8 +241,8 @@ def quarantine_rate_outcome(
     failing = [
         day
         for day in window.days()
-        if tally.day(day).rows_in == 0
-        or tally.day(day).kept == 0
+        if (tally.day(day).rows_in == 0 and not empty_days_allowed)
+        or (tally.day(day).rows_in > 0 and tally.day(day).kept == 0)
         or tally.day(day).quarantined > limit * tally.day(day).rows_in
     ]
     metadata: dict[str, Any] = {
@@ -322,7 +328,13 @@ def build_refined(build: Build) -> TableRunReport:
         report.checks.append(source_schema_outcome(tally.delivered_columns, expected_columns))
     if table.has_quarantine:
         report.checks.append(
-            quarantine_rate_outcome(table, window, tally, lambda days: _example_rows(classified, table, days))
+            quarantine_rate_outcome(
+                table,
+                window,
+                tally,
+                lambda days: _example_rows(classified, table, days),
+                empty_days_allowed=may_lack_days(table.key, build.catalog),
+            )
         )
     kept = classified.where(f"NOT {REJECTED} AND NOT {DUPLICATE}")
     output = _scd2_output(build, kept) if table.scd2 is not None else kept.select(*table.output_columns)

@@ -58,12 +58,17 @@ class LandingSource:
     """Files that an upstream system delivers per day: delimited text with a header line.
 
     `encoding` is what the sender writes when a file carries no byte-order mark; a mark always wins.
+    `days_without_rows`: the sender may deliver a day with no rows, as a file with only its header line (an
+    observation feed on a day its stations reported nothing). Such a day then passes as landed and is built
+    empty downstream; a day folder with no file, or with only empty files, still fails. Without it, a
+    header-only day is a broken export and fails loudly.
     """
 
     name: str
     columns: tuple[str, ...]
     description: str
     encoding: str = "UTF-8"
+    days_without_rows: bool = False
 
     def __post_init__(self) -> None:
         if self.encoding not in SUPPORTED_ENCODINGS:

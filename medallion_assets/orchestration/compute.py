@@ -46,7 +46,7 @@ class LocalSparkCompute(ComputeTarget):
         catalog: TableCatalog,
         window: PartitionWindow,
     ) -> MaterializeResult:
-        from medallion_assets.embedded.spark import local_spark_session, local_spark_started
+        from medallion_assets.embedded.spark import local_spark_session, local_spark_started, tune_for_window
 
         if not local_spark_started():
             context.log.info(
@@ -54,9 +54,11 @@ class LocalSparkCompute(ComputeTarget):
                 "Central and builds a class archive in the background, so later starts are faster)"
             )
         context.log.debug(f"building {table.key} for {window} on local Spark")
+        spark = local_spark_session()
+        tune_for_window(spark, window.day_count)
         try:
             report = run_table(
-                local_spark_session(),
+                spark,
                 PathLakehouse(self.home),
                 table,
                 catalog,

@@ -44,6 +44,7 @@ def plain_pass(home: Path, days: int) -> None:
         SparkSession.builder.master("local[*]")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "2g")
         .getOrCreate()
     )
@@ -58,15 +59,18 @@ def plain_pass(home: Path, days: int) -> None:
     typed = landed.select(
         F.to_date(
             F.format_string(
-                "%04d-%02d-%02d", F.col("year").cast("int"), F.col("month").cast("int"), F.col("day").cast("int")
+                "%04d-%02d-%02d",
+                F.col("year").try_cast("int"),
+                F.col("month").try_cast("int"),
+                F.col("day").try_cast("int"),
             )
         ).alias("flight_date"),
         F.upper(F.trim("carrier")).alias("carrier"),
-        F.col("flight").cast("int").alias("flight"),
+        F.col("flight").try_cast("int").alias("flight"),
         F.upper(F.trim("origin")).alias("origin"),
         F.upper(F.trim("dest")).alias("dest"),
-        F.col("dep_delay").cast("int").alias("dep_delay"),
-        F.col("arr_delay").cast("int").alias("arr_delay"),
+        F.col("dep_delay").try_cast("int").alias("dep_delay"),
+        F.col("arr_delay").try_cast("int").alias("arr_delay"),
         F.col("dep_time").isNull().alias("is_cancelled"),
         "partition_date",
     )

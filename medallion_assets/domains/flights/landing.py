@@ -60,6 +60,8 @@ WEATHER = LandingSource(
         "time_hour",
     ),
     "Hourly METAR observations at EWR, JFK and LGA, one file per local date.",
+    # The observations end on 2013-12-30: the export for 2013-12-31 is its header alone.
+    days_without_rows=True,
 )
 AIRLINES = LandingSource("airlines", ("carrier", "name"), "Daily snapshot of carrier codes and names.")
 AIRPORTS = LandingSource(
