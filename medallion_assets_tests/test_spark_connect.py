@@ -45,7 +45,7 @@ AUDIT_COLUMNS = ("_ingested_at", "_run_id")
 # Materialization metadata about where and how long, not what: the wall time and the table's location under a
 # different lakehouse root. Counts, rule failures, Delta versions and landing fingerprints must be equal.
 RUN_SPECIFIC_METADATA = frozenset({"duration_s", "table", "quarantine_table", Meta.BUILD_ID})
-# Dagster adds this to each day's copy of a range run's check result; the runtime reports the run's own result.
+# Dagster adds this to a range run's check results; the runtime reports the run's own result.
 DAGSTER_ONLY_CHECK_METADATA = frozenset({"partition_window"})
 
 
@@ -79,12 +79,17 @@ def _plain(value: Any) -> str:
 
 
 def _dagster_checks(run: LakehouseRun) -> dict[tuple[str, str], set[tuple[bool, str, str]]]:
-    """Every check outcome of the classic run, by asset and check; a range run files one copy per day too."""
+    """Every check outcome of the classic run, by asset and check: the run's own results, which the runtime reports.
+
+    A range run also files a copy per day (asset_factory.checks_per_day), with that day's share of per-day values.
+    """
     outcomes: dict[tuple[str, str], set[tuple[bool, str, str]]] = {}
     for event in run.result.all_events:
         if event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
             continue
         evaluation = event.asset_check_evaluation_data
+        if evaluation.partition is not None:
+            continue
         metadata = {k: _plain(v) for k, v in evaluation.metadata.items() if k not in DAGSTER_ONLY_CHECK_METADATA}
         outcomes.setdefault((evaluation.asset_key.to_user_string(), evaluation.check_name), set()).add(
             (evaluation.passed, evaluation.severity.value, json.dumps(metadata, sort_keys=True))
