@@ -32,6 +32,11 @@ LOCAL_SPARK_CONF: dict[str, str] = {
     "spark.sql.adaptive.enabled": "true",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.databricks.delta.schema.autoMerge.enabled": "false",
+    # Every read is already pruned to its window's days by a static partition filter. Dynamic partition pruning
+    # then added, for each dimension joined on the day, a subquery that evaluated the other side of the join:
+    # gold/fact_flights' check pass ran its whole transform again per dimension (7 days: 20.7 s with it, 3.7 s
+    # without; the table's build 27.6 s against 9.6 s).
+    "spark.sql.optimizer.dynamicPartitionPruning.enabled": "false",
     "spark.driver.extraJavaOptions": "-Dlog4j2.level=WARN",
 }
 
