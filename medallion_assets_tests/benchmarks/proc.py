@@ -57,7 +57,8 @@ def run_measured(command: Sequence[str], env: dict[str, str] | None = None) -> t
 
 
 def _tree_rss_by_kind(root: int) -> dict[str, int]:
-    """RSS of each process in the tree, summed by kind: "java" for the JVM, "python" for the rest."""
+    """RSS of the tree's processes, summed by kind: "driver" (the command itself), "java" (the JVM), and "workers"
+    (every other process: PySpark's Python workers, helpers)."""
     found: dict[str, int] = {}
     pending = [root]
     while pending:
@@ -66,7 +67,7 @@ def _tree_rss_by_kind(root: int) -> dict[str, int]:
             with open(f"/proc/{pid}/statm") as statm:
                 rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
             with open(f"/proc/{pid}/comm") as comm:
-                kind = "java" if comm.read().strip() == "java" else "python"
+                kind = "driver" if pid == root else "java" if comm.read().strip() == "java" else "workers"
         except OSError:
             continue
         found[kind] = found.get(kind, 0) + rss
