@@ -217,7 +217,9 @@ def main() -> None:
         f"{kept['materialization_events']:,} materializations, {kept['check_evaluation_events']:,} check evaluations)"
     )
     print(
-        f"  peak memory: Python {peaks.get('python', 0) / 2**20:,.0f} MiB, JVM {peaks.get('java', 0) / 2**20:,.0f} MiB"
+        f"  peak memory: Python driver {peaks.get('driver', 0) / 2**20:,.0f} MiB,"
+        f" JVM {peaks.get('java', 0) / 2**20:,.0f} MiB,"
+        f" PySpark's Python workers {peaks.get('workers', 0) / 2**20:,.0f} MiB"
     )
     for table, seconds in tables.items():
         print(f"    {table:36s} {seconds:7.1f} s")
