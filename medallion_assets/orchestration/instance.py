@@ -19,6 +19,7 @@ neither change.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +57,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None) -> None:
         self._engines: dict[str, Engine] = {}
         self._tables_present: set[str] = set()
+        # Engines are created under their own lock: `has_table` is asked while Dagster's lock is held.
+        self._engines_lock = threading.RLock()
         super().__init__(base_dir, inst_data)
         os.environ.setdefault(EVENT_BATCH_SIZE_VARIABLE, EVENT_BATCH_SIZE)
 
@@ -66,24 +69,26 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         return cls(inst_data=inst_data, **config_value)
 
     def _engine(self, shard: str) -> Engine:
-        engine = self._engines.get(shard)
-        if engine is None:
-            # Dagster's own code holds its lock around every connection, so at most one is open at a time; the
-            # overflow covers its readers that nest a connection in another.
-            engine = db.create_engine(
-                self.conn_string_for_shard(shard),
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
-                pool_size=1,
-                max_overflow=4,
-            )
-            # Dagster's SQLite files are in WAL mode; NORMAL syncs at checkpoints rather than at every commit. The
-            # database stays consistent after a crash, and a power cut may lose the last commits of a local
-            # instance. A range run commits three times per check evaluation, each fsync'd by default.
-            db.event.listen(engine, "connect", _sync_at_checkpoints)
-            if shard not in self._initialized_dbs:
-                self._initdb(engine)
-                self._initialized_dbs.add(shard)
-            self._engines[shard] = engine
+        with self._engines_lock:
+            return self._engines.get(shard) or self._create_engine(shard)
+
+    def _create_engine(self, shard: str) -> Engine:
+        # Dagster's own code holds its lock around every connection, so at most one is open at a time; the
+        # overflow covers its readers that nest a connection in another.
+        engine = db.create_engine(
+            self.conn_string_for_shard(shard),
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+            pool_size=1,
+            max_overflow=4,
+        )
+        # Dagster's SQLite files are in WAL mode; NORMAL syncs at checkpoints rather than at every commit. The
+        # database stays consistent after a crash, and a power cut may lose the last commits of a local
+        # instance. A range run commits three times per check evaluation, each fsync'd by default.
+        db.event.listen(engine, "connect", _sync_at_checkpoints)
+        if shard not in self._initialized_dbs:
+            self._initdb(engine)
+            self._initialized_dbs.add(shard)
+        self._engines[shard] = engine
         return engine
 
     def has_table(self, table_name: str) -> bool:
@@ -101,9 +106,11 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             yield connection
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        batched = [e for e in events if e.is_dagster_event and e.dagster_event_type in ASSET_EVENTS]
+        batched: list[EventLogEntry] = []
         for event in events:
-            if event not in batched:
+            if event.is_dagster_event and event.dagster_event_type in ASSET_EVENTS:
+                batched.append(event)
+            else:
                 self.store_event(event)
         if not batched:
             return
