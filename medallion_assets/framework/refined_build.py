@@ -15,7 +15,14 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.framework import bronze_ingest, checks
-from medallion_assets.framework.build import Build, expect_committed, may_commit, may_lack_days, read_inputs
+from medallion_assets.framework.build import (
+    Build,
+    days_present,
+    expect_committed,
+    may_commit,
+    may_lack_days,
+    read_inputs,
+)
 from medallion_assets.framework.delta_io import read_table_if_exists, write_window
 from medallion_assets.framework.errors import FailedRules, HistoryOutOfOrder
 from medallion_assets.framework.output_checks import profile_output, source_schema_outcome
@@ -409,7 +416,8 @@ def _scd2_output(build: Build, kept: DataFrame) -> DataFrame:
     day_before = window.start - timedelta(days=1)
     previous = None
     if stored is not None:
-        latest_before = stored.where(F.col(column) < window.start).agg(F.max(column)).first()[0]
+        # From the Delta file list of the days before the window, not a scan: the table's whole history lies there.
+        latest_before = max(days_present(stored.where(F.col(column) < window.start), column), default=None)
         if latest_before is not None and latest_before != day_before:
             raise HistoryOutOfOrder(
                 f"{table.key} {window}: its history continues from {day_before}, which is not built, while "
@@ -422,7 +430,7 @@ def _scd2_output(build: Build, kept: DataFrame) -> DataFrame:
     output = build_scd2(snapshot, previous, table.scd2.key, column, window).select(*table.output_columns)
     if stored is None:
         return output
-    later = stored.where(F.col(column) >= window.end).agg(F.max(column)).first()[0]
+    later = max(days_present(stored.where(F.col(column) >= window.end), column), default=None)
     if later is not None:
         state = [*table.scd2.key, "row_hash", "valid_from"]
         new_end = output.where(F.col("is_current") & (F.col(column) == window.last_day)).select(*state)
