@@ -51,11 +51,9 @@ def build_bronze(build: Build) -> TableRunReport:
             description=checks.DESCRIPTIONS[checks.LANDING_DELIVERED],
             metadata={"days_without_data": [day.isoformat() for day in empty_days]},
             summary=f"no data line landed for {describe_days(empty_days)}"
-            + (
-                " (the day folder is missing, or holds no file or only empty files)"
-                if table.source.days_without_rows
-                else " (the day folder is missing, or holds no file or only empty or header-only files)"
-            ),
+            + " (the day folder is missing, or holds no file or only empty"
+            + ("" if table.source.days_without_rows else " or header-only")
+            + " files)",
         ),
         CheckOutcome(
             checks.LANDING_RECONCILIATION,

@@ -8,7 +8,8 @@ Both sides run as fresh processes on the same staged files, one after the other,
 - the project: `medallion run --no-stage` over the same days, all 16 tables with every check and quarantine.
 
 It prints the wall time of each, their ratio, the time per table, where Dagster's bookkeeping went (run creation
-before the first step, and the events recorded), and the peak memory of the Python process and of the JVM.
+before the first step, and the events recorded), and the peak memory of the Python driver, the JVM and
+PySpark's Python workers.
 `--fingerprints FILE` writes a content fingerprint of every table (rows, and an order-independent hash of the
 columns that do not depend on when or by which run they were written), so two versions of the project can be
 compared table by table on the same days.

@@ -6,7 +6,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _children(pid: int) -> list[int]:
@@ -20,40 +20,6 @@ def _children(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return found
-
-
-def _tree_rss_bytes(root: int) -> int:
-    total, pending = 0, [root]
-    while pending:
-        pid = pending.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as statm:
-                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except OSError:
-            continue
-        pending.extend(_children(pid))
-    return total
-
-
-def run_measured(command: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:
-    """Run `command`; return (wall seconds, peak tree RSS in bytes, exit code)."""
-    started = time.monotonic()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _tree_rss_bytes(process.pid))
-            time.sleep(0.25)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    code = process.wait()
-    done.set()
-    sampler.join()
-    return time.monotonic() - started, peak, code
 
 
 def _tree_rss_by_kind(root: int) -> dict[str, int]:
@@ -75,13 +41,13 @@ def _tree_rss_by_kind(root: int) -> dict[str, int]:
     return found
 
 
-def run_measured_by_process(
-    command: Sequence[str], env: dict[str, str] | None = None, output: str | os.PathLike[str] | None = None
+def _run_sampled(
+    command: Sequence[str],
+    env: dict[str, str] | None,
+    output: str | os.PathLike[str] | None,
+    measure: Callable[[int], dict[str, int]],
 ) -> tuple[float, dict[str, int], int]:
-    """Run `command`; return (wall seconds, peak RSS in bytes of the JVM and of the Python side, exit code).
-
-    Its stdout and stderr go to `output` when given.
-    """
+    """Run `command`, sampling `measure(pid)` every 0.25 s; return (wall seconds, peak of each measure, exit code)."""
     started = time.monotonic()
     with open(output or os.devnull, "wb") as sink:
         process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -90,8 +56,8 @@ def run_measured_by_process(
 
         def sample() -> None:
             while not done.is_set():
-                for kind, rss in _tree_rss_by_kind(process.pid).items():
-                    peaks[kind] = max(peaks.get(kind, 0), rss)
+                for name, value in measure(process.pid).items():
+                    peaks[name] = max(peaks.get(name, 0), value)
                 time.sleep(0.25)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -100,3 +66,19 @@ def run_measured_by_process(
         done.set()
         sampler.join()
     return time.monotonic() - started, peaks, code
+
+
+def run_measured(command: Sequence[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:
+    """Run `command`; return (wall seconds, peak tree RSS in bytes, exit code)."""
+    wall, peaks, code = _run_sampled(command, env, None, lambda pid: {"tree": sum(_tree_rss_by_kind(pid).values())})
+    return wall, peaks.get("tree", 0), code
+
+
+def run_measured_by_process(
+    command: Sequence[str], env: dict[str, str] | None = None, output: str | os.PathLike[str] | None = None
+) -> tuple[float, dict[str, int], int]:
+    """Run `command`; return (wall seconds, peak RSS in bytes of the driver, the JVM and the workers, exit code).
+
+    Its stdout and stderr go to `output` when given.
+    """
+    return _run_sampled(command, env, output, _tree_rss_by_kind)
