@@ -5,8 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from dagster import AssetKey, AssetSelection, DagsterEventType
 
+from medallion_assets.domains import CATALOG
+from medallion_assets.framework.declare import TableKey
+from medallion_assets.framework.execution import run_table
+from medallion_assets.framework.lakehouse import PathLakehouse
+from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets_tests.support import (
     LakehouseRun,
     check_evaluations,
@@ -166,3 +172,22 @@ def test_a_single_run_backfill_equals_one_run_per_partition(
         single_run = sorted_rows(read(spark, lakehouse_two_days.home, layer, name), drop=("_ingested_at", "_run_id"))
         per_partition = sorted_rows(read(spark, day_by_day, layer, name), drop=("_ingested_at", "_run_id"))
         assert single_run == per_partition, f"{layer}/{name} differs between a range run and day-by-day runs"
+
+
+def test_a_window_computed_once_into_a_scratch_table_builds_the_same_rows_and_leaves_no_scratch(
+    spark, lakehouse_two_days: LakehouseRun, lakehouse_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Large windows stage their classified rows (refined_build.STAGE_FROM_DAYS); the setting forces it on two days.
+    monkeypatch.setenv("MEDALLION_STAGE_ROWS", "on")
+    window = PartitionWindow.for_keys("2013-01-01", "2013-01-02")
+    run_dependent = ("_ingested_at", "_run_id")
+    # Quarantine from landed files, SCD2 history, and foreign keys into the dimensions.
+    for key in (TableKey("silver", "flights"), TableKey("silver", "planes"), TableKey("gold", "fact_flights")):
+        report = run_table(spark, PathLakehouse(str(lakehouse_copy)), CATALOG[key], CATALOG, window, run_id="staged")
+        assert report.committed, report.blocked_error()
+        names = [key.name, *([CATALOG[key].quarantine_key.name] if CATALOG[key].has_quarantine else [])]
+        for name in names:
+            staged = sorted_rows(read(spark, lakehouse_copy, key.layer, name), drop=run_dependent)
+            assert staged or name != key.name, f"{key.layer}/{name} is empty"
+            assert staged == sorted_rows(read(spark, lakehouse_two_days.home, key.layer, name), drop=run_dependent)
+    assert not [path for path in (lakehouse_copy / "scratch").rglob("*") if path.is_file()]

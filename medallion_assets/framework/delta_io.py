@@ -96,6 +96,21 @@ def table_exists(spark: SparkSession, location: TableLocation) -> bool:
     return read_table_if_exists(spark, location) is not None
 
 
+def stage_rows(df: DataFrame, location: TableLocation) -> DataFrame:
+    """Compute `df` once into the scratch table at `location` and return its rows, to be read as often as needed.
+
+    What `cache()` would do, in a form serverless compute accepts: serverless compute does not support cache()
+    or persist(), and Databricks recommends materializing intermediate results to Delta tables instead
+    (Databricks, "Serverless compute limitations").
+    """
+    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if location.is_path:
+        writer.save(location.identifier)
+    else:
+        writer.saveAsTable(location.identifier)
+    return read_table(df.sparkSession, location)
+
+
 def read_window(
     spark: SparkSession, location: TableLocation, window: PartitionWindow, partition_column: str
 ) -> DataFrame | None:
@@ -144,15 +159,16 @@ def write_window(
     token = uuid.uuid4().hex
     user_metadata = json.dumps({WRITE_TOKEN: token, **(note or {})}, sort_keys=True)
     writer = (
-        df.write.format("delta")
+        # One file per day: the rows of each day go to one task, which writes that day's file. Without it each
+        # task wrote a file for every day it held (silver/flights over a year: 4 tasks x 365 days, 1,460 files,
+        # and every later read opened them all). Delta's optimized write (`optimizeWrite`) also gives one file per
+        # day, but plans one task per day's file: over a year, 365 tasks of about 90 ms each, against 2 s for the
+        # same files from this shuffle (a 365-day write of 5,840 rows: 7.5 s against 4.0 s).
+        df.repartition(partition_column)
+        .write.format("delta")
         .mode("overwrite")
         .option("replaceWhere", window.predicate(partition_column))
         .option("userMetadata", user_metadata)
-        # One file per day instead of one per day per task: a year's window wrote 1,460 files into silver/flights
-        # (4 tasks x 365 days), and every later read of the table opened them all. Delta's optimized write
-        # shuffles the rows by the partition column before writing (Delta's `optimizeWrite` writer option; on
-        # Databricks the same setting as the table property `delta.autoOptimize.optimizeWrite`).
-        .option("optimizeWrite", "true")
         .partitionBy(partition_column)
     )
     if evolve_schema:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medallion_assets.framework.table import Layer, TableKey
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 LAYERS: tuple[Layer, ...] = ("bronze", "silver", "gold")
 
@@ -26,6 +31,13 @@ class TableLocation:
 class Lakehouse(ABC):
     @abstractmethod
     def table(self, key: TableKey) -> TableLocation: ...
+
+    @abstractmethod
+    def scratch(self, key: TableKey, build_id: str) -> TableLocation:
+        """A table that only build `build_id` of `key` writes and reads, dropped when the build ends."""
+
+    @abstractmethod
+    def discard_scratch(self, spark: SparkSession, location: TableLocation) -> None: ...
 
     @property
     @abstractmethod
@@ -48,6 +60,14 @@ class PathLakehouse(Lakehouse):
     def table(self, key: TableKey) -> TableLocation:
         return TableLocation(str(Path(self.home) / "warehouse" / key.layer / key.name), is_path=True)
 
+    def scratch(self, key: TableKey, build_id: str) -> TableLocation:
+        return TableLocation(str(Path(self.home) / "scratch" / key.layer / key.name / build_id), is_path=True)
+
+    def discard_scratch(self, spark: SparkSession, location: TableLocation) -> None:
+        # A path table has no catalog entry to drop: its folder is the table. The home is a folder the driver
+        # sees: a local one, or a Unity Catalog volume, which Databricks mounts at /Volumes for file access.
+        shutil.rmtree(location.identifier, ignore_errors=True)
+
     @property
     def landing_root(self) -> str:
         return self.landing or str(Path(self.home) / "landing")
@@ -63,6 +83,14 @@ class UnityCatalogLakehouse(Lakehouse):
 
     def table(self, key: TableKey) -> TableLocation:
         return TableLocation(f"`{self.catalog}`.`{self.schemas[key.layer]}`.`{key.name}`", is_path=False)
+
+    def scratch(self, key: TableKey, build_id: str) -> TableLocation:
+        return TableLocation(
+            f"`{self.catalog}`.`{self.schemas[key.layer]}`.`__scratch_{key.name}_{build_id}`", is_path=False
+        )
+
+    def discard_scratch(self, spark: SparkSession, location: TableLocation) -> None:
+        spark.sql(f"DROP TABLE IF EXISTS {location.identifier}")
 
     @property
     def landing_root(self) -> str:

@@ -6,7 +6,8 @@ reads clean inputs. Both judge their checks on the rows about to be written (see
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from medallion_assets.framework.build import (
     may_lack_days,
     read_inputs,
 )
-from medallion_assets.framework.delta_io import read_table_if_exists, write_window
+from medallion_assets.framework.delta_io import read_table_if_exists, stage_rows, write_window
 from medallion_assets.framework.errors import FailedRules, HistoryOutOfOrder
 from medallion_assets.framework.output_checks import profile_output, source_schema_outcome
 from medallion_assets.framework.partitions import PartitionWindow
@@ -37,6 +38,7 @@ from medallion_assets.framework.quality import (
 from medallion_assets.framework.report import Meta, TableRunReport
 from medallion_assets.framework.scd2 import SCD2_COLUMNS, build_scd2
 from medallion_assets.framework.table import Rule, TableDeclaration, TransformContext
+from medallion_assets.settings import switch
 
 SOURCE_STRUCT = "_source"
 MISSING_MARKERS = ("NA", "")
@@ -319,10 +321,41 @@ def build_refined(build: Build) -> TableRunReport:
 
     blocking = {rule.name for rule in rules if rule.severity in ("drop", "fail")}
     transformed = table.transform(TransformContext(build.spark, window, inputs, table))
-    # Not cached: serverless compute (Spark Connect) rejects cache() and persist(). The tally, the profile of the
-    # output and the writes each compute the classification; the quarantine write computes it only when the tally
-    # found quarantined rows.
     classified = _classify(transformed.withColumn(FAILED_RULES, F.expr(failed_rules)), table, blocking, from_landing)
+    with _computed_once(build, classified) as classified:
+        return _judge_and_commit(build, inputs, classified, rules, blocking, expected_columns, report, from_landing)
+
+
+# From this many days on, a build computes its classified rows once into a scratch table, and the tally, the
+# check pass and the writes read them there. Below it each of them computes the classification again: for a few
+# days that costs less than a scratch table's write and read (see docs/architecture.md, "Computing a window
+# once"). MEDALLION_STAGE_ROWS=on or off fixes the choice.
+STAGE_FROM_DAYS = 14
+
+
+@contextmanager
+def _computed_once(build: Build, classified: DataFrame) -> Iterator[DataFrame]:
+    if not switch("MEDALLION_STAGE_ROWS", default=build.window.day_count >= STAGE_FROM_DAYS):
+        yield classified
+        return
+    scratch = build.lakehouse.scratch(build.table.key, build.build_id)
+    try:
+        yield stage_rows(classified, scratch)
+    finally:
+        build.lakehouse.discard_scratch(build.spark, scratch)
+
+
+def _judge_and_commit(
+    build: Build,
+    inputs: dict[str, DataFrame],
+    classified: DataFrame,
+    rules: Sequence[Rule],
+    blocking: set[str],
+    expected_columns: Sequence[str],
+    report: TableRunReport,
+    from_landing: bool,
+) -> TableRunReport:
+    table, window = build.table, build.window
     tally = _tally(classified, table, rules, from_landing=from_landing)
     fatal = {name: n for name, n in tally.failures().items() if n and name in _fail_rules(rules)}
     if fatal:
