@@ -11,7 +11,7 @@ from dagster import AssetKey, AssetSelection, DagsterEventType
 from medallion_assets.domains import CATALOG
 from medallion_assets.framework.declare import TableKey
 from medallion_assets.framework.execution import run_table
-from medallion_assets.framework.lakehouse import PathLakehouse
+from medallion_assets.framework.lakehouse import PathLakehouse, TableLocation, UnityCatalogLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets_tests.support import (
     LakehouseRun,
@@ -191,3 +191,16 @@ def test_a_window_computed_once_into_a_scratch_table_builds_the_same_rows_and_le
             assert staged or name != key.name, f"{key.layer}/{name} is empty"
             assert staged == sorted_rows(read(spark, lakehouse_two_days.home, key.layer, name), drop=run_dependent)
     assert not [path for path in (lakehouse_copy / "scratch").rglob("*") if path.is_file()]
+
+
+def test_scratch_tables_exist_only_where_a_build_can_drop_them_again() -> None:
+    key = TableKey("silver", "flights")
+    assert PathLakehouse("/data/home").scratch(key, "b1") == TableLocation(
+        "/data/home/scratch/silver/flights/b1", is_path=True
+    )
+    # The driver cannot delete a folder on cloud storage: such a build recomputes instead of staging.
+    for root in ("s3://bucket/lake", "abfss://container@account.dfs.core.windows.net/lake", "dbfs:/lake"):
+        assert PathLakehouse(root).scratch(key, "b1") is None
+    assert UnityCatalogLakehouse("main", "/Volumes/main/landing/files").scratch(key, "b1") == TableLocation(
+        "`main`.`silver`.`__scratch_flights_b1`", is_path=False
+    )

@@ -33,8 +33,11 @@ class Lakehouse(ABC):
     def table(self, key: TableKey) -> TableLocation: ...
 
     @abstractmethod
-    def scratch(self, key: TableKey, build_id: str) -> TableLocation:
-        """A table that only build `build_id` of `key` writes and reads, dropped when the build ends."""
+    def scratch(self, key: TableKey, build_id: str) -> TableLocation | None:
+        """A table that only build `build_id` of `key` writes and reads, dropped when the build ends.
+
+        None where this lakehouse could not drop it again: the build then recomputes instead.
+        """
 
     @abstractmethod
     def discard_scratch(self, spark: SparkSession, location: TableLocation) -> None: ...
@@ -60,7 +63,10 @@ class PathLakehouse(Lakehouse):
     def table(self, key: TableKey) -> TableLocation:
         return TableLocation(str(Path(self.home) / "warehouse" / key.layer / key.name), is_path=True)
 
-    def scratch(self, key: TableKey, build_id: str) -> TableLocation:
+    def scratch(self, key: TableKey, build_id: str) -> TableLocation | None:
+        if ":" in self.home.split("/")[0]:
+            # A storage URI (s3://, abfss://, dbfs:/): the driver has no file access to delete a folder there.
+            return None
         return TableLocation(str(Path(self.home) / "scratch" / key.layer / key.name / build_id), is_path=True)
 
     def discard_scratch(self, spark: SparkSession, location: TableLocation) -> None:
@@ -84,7 +90,7 @@ class UnityCatalogLakehouse(Lakehouse):
     def table(self, key: TableKey) -> TableLocation:
         return TableLocation(f"`{self.catalog}`.`{self.schemas[key.layer]}`.`{key.name}`", is_path=False)
 
-    def scratch(self, key: TableKey, build_id: str) -> TableLocation:
+    def scratch(self, key: TableKey, build_id: str) -> TableLocation | None:
         return TableLocation(
             f"`{self.catalog}`.`{self.schemas[key.layer]}`.`__scratch_{key.name}_{build_id}`", is_path=False
         )

@@ -335,10 +335,11 @@ STAGE_FROM_DAYS = 14
 
 @contextmanager
 def _computed_once(build: Build, classified: DataFrame) -> Iterator[DataFrame]:
-    if not switch("MEDALLION_STAGE_ROWS", default=build.window.day_count >= STAGE_FROM_DAYS):
+    wanted = switch("MEDALLION_STAGE_ROWS", default=build.window.day_count >= STAGE_FROM_DAYS)
+    scratch = build.lakehouse.scratch(build.table.key, build.build_id) if wanted else None
+    if scratch is None:
         yield classified
         return
-    scratch = build.lakehouse.scratch(build.table.key, build.build_id)
     try:
         yield stage_rows(classified, scratch)
     finally:
