@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from datetime import date, timedelta
@@ -12,8 +13,14 @@ from medallion_assets.framework.partitions import InvalidPartitionKey, Partition
 from medallion_assets.settings import medallion_home
 
 
+class UsageError(ValueError):
+    """A command line the command cannot act on; argparse reports it with the usage line."""
+
+
 def _window(args: argparse.Namespace) -> PartitionWindow:
-    start: date = parse_partition_key(args.start)
+    from medallion_assets.domains import DOMAINS
+
+    start: date = DOMAINS[args.domain].PARTITION_DAYS.start if args.start is None else parse_partition_key(args.start)
     if args.days < 1:
         raise InvalidPartitionKey("--days must be at least 1")
     return PartitionWindow(start, start + timedelta(days=args.days))
@@ -24,7 +31,15 @@ def stage_command(args: argparse.Namespace) -> int:
 
     home = medallion_home()
     window = _window(args)
-    result = DOMAINS[args.domain].stage(home / "landing", window, progress=not args.quiet)
+    stage = DOMAINS[args.domain].stage
+    options = {}
+    if args.scale is not None:
+        if "scale" not in inspect.signature(stage).parameters:
+            raise UsageError(f"the {args.domain} domain stages real data and has no --scale")
+        if args.scale <= 0:
+            raise UsageError("--scale must be positive")
+        options["scale"] = args.scale
+    result = stage(home / "landing", window, progress=not args.quiet, **options)
     print(
         f"staged {args.domain} {window} under {home / 'landing'}: {result['files_written']} files written, "
         f"{result['files_unchanged']} already up to date"
@@ -104,9 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         ("run", "stage, then materialize every table for the days on local Spark"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--start", default="2013-01-01", help="first day, YYYY-MM-DD (default 2013-01-01)")
+        command.add_argument("--start", help="first day, YYYY-MM-DD (default: the domain's first day)")
         command.add_argument("--days", type=int, default=7, help="number of days (default 7)")
         command.add_argument("--domain", default=DEFAULT_DOMAIN, choices=sorted(DOMAINS), help="the business domain")
+        command.add_argument("--scale", type=float, help="the generator's scale factor, for a generated domain")
         command.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "run":
             command.add_argument("--no-stage", action="store_true", help="use what is already landed")
@@ -116,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"stage": stage_command, "run": run_command, "bundle": bundle_command}[args.command](args)
-    except InvalidPartitionKey as error:
+    except (InvalidPartitionKey, UsageError) as error:
         parser.error(str(error))
     return 2
 

@@ -28,7 +28,7 @@ with warnings.catch_warnings():
     partitions_of = {name: daily_partitions(domain.PARTITION_DAYS) for name, domain in DOMAINS.items()}
     assets_of = {
         name: build_assets(
-            domain.TABLES, partitions_of[name], downstream_automation=follows_upstream(domain.LANDING_SOURCES)
+            name, domain.TABLES, partitions_of[name], downstream_automation=follows_upstream(domain.LANDING_SOURCES)
         )
         for name, domain in DOMAINS.items()
     }

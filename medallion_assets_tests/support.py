@@ -10,7 +10,7 @@ from typing import Any
 
 from dagster import AssetKey, DagsterEventType, ExecuteInProcessResult, materialize
 
-from medallion_assets.definitions import table_assets
+from medallion_assets.definitions import assets_of
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableKey
@@ -32,10 +32,16 @@ class LakehouseRun:
 
 
 def materialize_window(
-    home: Path, first_day: str, last_day: str, selection: Any = None, raise_on_error: bool = True
+    home: Path,
+    first_day: str,
+    last_day: str,
+    selection: Any = None,
+    raise_on_error: bool = True,
+    domain: str = "flights",
 ) -> LakehouseRun:
+    """One single-run backfill of `domain`'s tables (or `selection` of them) over the days."""
     result = materialize(
-        table_assets,
+        assets_of[domain],
         resources={"compute": LocalSparkCompute(home=str(home))},
         tags=partition_range_tags(PartitionWindow.for_keys(first_day, last_day)),
         selection=selection,

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.orchestration.asset_factory import DOMAIN_TAG
 from medallion_assets.orchestration.instance import instance_yaml
 from medallion_assets_tests.support import read, wait_for
 
@@ -106,8 +107,13 @@ class DagsterDev:
                 )["stopSensor"]
                 assert result["__typename"] == "StopSensorMutationResult", result
 
+    def domain_asset_nodes(self, fields: str) -> list[dict[str, Any]]:
+        """The flights domain's asset nodes: the other domains' tables cover other days."""
+        nodes = self.query(f"{{ assetNodes {{ assetKey {{ path }} tags {{ key value }} {fields} }} }}")["assetNodes"]
+        return [n for n in nodes if {"key": DOMAIN_TAG, "value": "flights"} in n["tags"]]
+
     def asset_keys(self) -> list[list[str]]:
-        return [node["assetKey"]["path"] for node in self.query("{ assetNodes { assetKey { path } } }")["assetNodes"]]
+        return [node["assetKey"]["path"] for node in self.domain_asset_nodes("")]
 
     def launch_backfill(self, days: list[str], asset_keys: list[list[str]]) -> str:
         result = self.query(
@@ -137,14 +143,11 @@ class DagsterDev:
         return runs
 
     def materialized_partition_counts(self) -> dict[str, int]:
-        nodes = self.query("{ assetNodes { assetKey { path } partitionStats { numMaterialized } } }")["assetNodes"]
+        nodes = self.domain_asset_nodes("partitionStats { numMaterialized }")
         return {"/".join(n["assetKey"]["path"]): n["partitionStats"]["numMaterialized"] for n in nodes}
 
     def check_executions(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        nodes = self.query(
-            """{ assetNodes { assetKey { path }
-                 assetChecksOrError { ... on AssetChecks { checks { name } } } } }"""
-        )["assetNodes"]
+        nodes = self.domain_asset_nodes("assetChecksOrError { ... on AssetChecks { checks { name } } }")
         checks = [(node["assetKey"]["path"], c["name"]) for node in nodes for c in node["assetChecksOrError"]["checks"]]
         # One request with an aliased field per check, rather than a round trip per check.
         fields = "\n".join(

@@ -83,7 +83,7 @@ def meters_domain(monkeypatch: pytest.MonkeyPatch):
     """The test-only meters domain, known to this process for the length of one test."""
     for table in meters.TABLES:
         monkeypatch.setitem(DOMAIN_OF, table.key, meters.DOMAIN)
-    return build_assets(meters.TABLES, partitions_of["flights"])
+    return build_assets("meters", meters.TABLES, partitions_of["flights"])
 
 
 def databricks_target(emulator: DatabricksEmulator, root: Path) -> DatabricksCompute:

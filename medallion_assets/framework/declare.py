@@ -4,9 +4,12 @@ A domain module imports from here only, so a table is a declaration (schema, rul
 framework decides how it is built, checked and deployed.
 """
 
+from medallion_assets.framework.calendar import CalendarDay, calendar_days
 from medallion_assets.framework.contract import Contract, Field
 from medallion_assets.framework.errors import TableBuildError
 from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.reference import Scd2Columns, projection
+from medallion_assets.framework.staging import StagingTally
 from medallion_assets.framework.table import (
     Conservation,
     ForeignKey,
@@ -18,9 +21,11 @@ from medallion_assets.framework.table import (
     TransformContext,
     TransformFn,
     Upstream,
+    bronze_tables,
 )
 
 __all__ = [
+    "CalendarDay",
     "Conservation",
     "Contract",
     "Field",
@@ -29,10 +34,15 @@ __all__ = [
     "PartitionWindow",
     "Rule",
     "Scd2",
+    "Scd2Columns",
+    "StagingTally",
     "TableBuildError",
     "TableDeclaration",
     "TableKey",
     "TransformContext",
     "TransformFn",
     "Upstream",
+    "bronze_tables",
+    "calendar_days",
+    "projection",
 ]

@@ -37,10 +37,9 @@ from medallion_assets.framework.quality import (
 )
 from medallion_assets.framework.report import Meta, TableRunReport
 from medallion_assets.framework.scd2 import SCD2_COLUMNS, build_scd2
-from medallion_assets.framework.table import Rule, TableDeclaration, TransformContext
+from medallion_assets.framework.table import SOURCE_STRUCT, Rule, TableDeclaration, TransformContext
 from medallion_assets.settings import switch
 
-SOURCE_STRUCT = "_source"
 MISSING_MARKERS = ("NA", "")
 EXAMPLE_ROWS = 3
 

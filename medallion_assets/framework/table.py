@@ -21,6 +21,8 @@ PiiTreatment = Literal["hash", "mask"]
 SEVERITIES: tuple[Severity, ...] = ("warn", "drop", "fail")
 DEFAULT_PARTITION_COLUMN = "partition_date"
 QUARANTINE_SUFFIX = "_quarantine"
+# The struct in which a silver row carries its bronze line through the transform, for quarantine.
+SOURCE_STRUCT = "_source"
 
 
 @dataclass(frozen=True)
@@ -205,3 +207,18 @@ class TableDeclaration:
             names.append(checks.RECONCILIATION)
         names.extend(checks.foreign_key_check(fk.name) for fk in self.foreign_keys)
         return names
+
+
+def bronze_tables(sources: Sequence[LandingSource], owner: str) -> list[TableDeclaration]:
+    """One bronze table per landing source: bronze has no transform, so a source is its whole declaration."""
+    return [
+        TableDeclaration(
+            key=TableKey("bronze", source.name),
+            description=f"{source.description} Landed as received: every column a string, each line's bytes in "
+            "`_raw_line` and why it could not be read in `_line_error`, with landing and ingestion time, source "
+            "file, run id and record hash.",
+            owner=owner,
+            source=source,
+        )
+        for source in sources
+    ]

@@ -37,6 +37,8 @@ from medallion_assets.orchestration.reporting import FailureWithChecks
 
 # Transient failures (a lost executor, a throttled API) are retried; data and contract failures raise
 # Failure(allow_retries=False) and failed blocking checks are not user errors, so neither is retried.
+# The business domain an asset belongs to: the UI filters by it, and a client selects one domain's assets with it.
+DOMAIN_TAG = "domain"
 TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 
@@ -145,6 +147,7 @@ def build_table_asset(
     catalog: TableCatalog,
     partitions_def: PartitionsDefinition,
     automation_condition: AutomationCondition | None,
+    domain: str,
 ) -> AssetsDefinition:
     @asset(
         key=AssetKey(table.key.path),
@@ -159,7 +162,7 @@ def build_table_asset(
         backfill_policy=BackfillPolicy.single_run(),
         retry_policy=TRANSIENT_RETRIES,
         automation_condition=automation_condition,
-        tags={"layer": table.key.layer},
+        tags={"layer": table.key.layer, DOMAIN_TAG: domain},
     )
     def _materialize(
         context: AssetExecutionContext, compute: ComputeTarget
@@ -179,6 +182,7 @@ def build_table_asset(
 
 
 def build_assets(
+    domain: str,
     tables: Iterable[TableDeclaration],
     partitions_def: PartitionsDefinition,
     downstream_automation: AutomationCondition | None = None,
@@ -188,7 +192,7 @@ def build_assets(
     catalog = {table.key: table for table in tables}
     return [
         build_table_asset(
-            table, catalog, partitions_def, None if table.key.layer == "bronze" else downstream_automation
+            table, catalog, partitions_def, None if table.key.layer == "bronze" else downstream_automation, domain
         )
         for table in tables
     ]

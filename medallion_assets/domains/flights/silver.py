@@ -11,11 +11,12 @@ from medallion_assets.framework.declare import (
     Field,
     Rule,
     Scd2,
+    Scd2Columns,
     TableDeclaration,
     TableKey,
     TransformContext,
-    TransformFn,
     Upstream,
+    projection,
 )
 
 OWNER = "team:data-platform"
@@ -150,25 +151,6 @@ def transform_flights(ctx: TransformContext) -> DataFrame:
     return timed
 
 
-def _reference_transform(columns: dict[str, str]) -> TransformFn:
-    """Clean a reference snapshot: trim every text column and apply `columns` SQL per output column."""
-
-    def transform(ctx: TransformContext) -> DataFrame:
-        source = next(iter(ctx.inputs.values()))
-        return source.select(
-            *[F.expr(expression).alias(name) for name, expression in columns.items()], "partition_date", "_source"
-        )
-
-    return transform
-
-
-class Scd2Columns(Contract):
-    row_hash: T.StringType() = Field(str_length={"min_value": 64, "max_value": 64})
-    valid_from: T.DateType() = Field()
-    valid_to: T.DateType() = Field(nullable=True)
-    is_current: T.BooleanType() = Field()
-
-
 class SilverAirlines(Scd2Columns):
     carrier: T.StringType() = Field(str_matches=r"^[A-Z0-9]{2}$")
     name: T.StringType() = Field()
@@ -246,7 +228,7 @@ SILVER_TABLES = [
         description="Carriers: cleaned current rows with SCD Type 2 history from the daily snapshots.",
         owner=OWNER,
         inputs={"airlines": Upstream(TableKey("bronze", "airlines"))},
-        transform=_reference_transform({"carrier": "upper(trim(carrier))", "name": "trim(name)"}),
+        transform=projection({"carrier": "upper(trim(carrier))", "name": "trim(name)"}),
         contract=SilverAirlines,
         natural_key=("carrier",),
         scd2=Scd2(key=("carrier",)),
@@ -257,7 +239,7 @@ SILVER_TABLES = [
         owner=OWNER,
         inputs={"airports": Upstream(TableKey("bronze", "airports"))},
         casts={**_doubles("lat", "lon", "tz"), **_integers("alt")},
-        transform=_reference_transform(
+        transform=projection(
             {
                 "faa": "upper(trim(faa))",
                 "name": "trim(name)",
@@ -279,7 +261,7 @@ SILVER_TABLES = [
         owner=OWNER,
         inputs={"planes": Upstream(TableKey("bronze", "planes"))},
         casts=_integers("year", "engines", "seats", "speed"),
-        transform=_reference_transform(
+        transform=projection(
             {
                 "tailnum": "upper(trim(tailnum))",
                 "year_built": "year",
