@@ -28,7 +28,7 @@ from dagster._core.events import AssetMaterializationPlannedData
 from dagster._core.utils import make_new_run_id
 
 from medallion_assets.definitions import defs, partitions_of
-from medallion_assets.domains import CATALOG
+from medallion_assets.domains import CATALOG, DOMAINS
 from medallion_assets.domains.flights.landing import AIRLINES, AIRPORTS
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.table import TableKey
@@ -149,8 +149,10 @@ def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
         assert (condition is None) == (key.path[0] == "bronze"), key
         if condition is not None:
             assert condition.get_label() == FOLLOWS_UPSTREAM
-    assert {s.name for s in defs.sensors} == {"flights_landing_sensor", "refined_tables_automation"}
-    assert defs.resolve_schedule_def("flights_daily_tables_schedule").cron_schedule == "0 6 * * *"
+    landing_sensors = {f"{domain}_landing_sensor" for domain in DOMAINS}
+    assert {s.name for s in defs.sensors} == {*landing_sensors, "refined_tables_automation"}
+    for domain in DOMAINS:
+        assert defs.resolve_schedule_def(f"{domain}_daily_tables_schedule").cron_schedule == "0 6 * * *"
 
 
 def materialize_with_check(instance: DagsterInstance, key: AssetKey, day: str, passed: bool) -> None:

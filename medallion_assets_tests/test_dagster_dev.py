@@ -26,8 +26,8 @@ from pyspark.sql import functions as F
 
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework.partitions import PartitionWindow
-from medallion_assets.orchestration.asset_factory import DOMAIN_TAG
 from medallion_assets.orchestration.instance import instance_yaml
+from medallion_assets.runtime.protocol import DOMAIN_TAG
 from medallion_assets_tests.support import read, wait_for
 
 BACKFILL_DAYS = ["2013-01-01", "2013-01-02", "2013-01-03"]

@@ -9,8 +9,9 @@ from pathlib import Path
 from dagster import AssetKey, DailyPartitionsDefinition, TableSchema
 
 from medallion_assets.definitions import defs, partitions_of
+from medallion_assets.runtime.protocol import DOMAIN_TAG
 
-EXPECTED_KEYS = {
+FLIGHTS_KEYS = {
     *(("bronze", t) for t in ("flights", "weather", "airlines", "airports", "planes")),
     *(("silver", t) for t in ("flights", "weather", "airlines", "airports", "planes")),
     *(
@@ -18,6 +19,25 @@ EXPECTED_KEYS = {
         for t in ("fact_flights", "dim_date", "dim_carrier", "dim_airport", "dim_aircraft", "carrier_daily_performance")
     ),
 }
+RETAIL_SOURCES = ("orders", "lineitem", "customer", "part", "supplier", "partsupp", "nation", "region")
+RETAIL_GOLD = (
+    "fact_sales",
+    "dim_calendar",
+    "dim_customer",
+    "dim_part",
+    "dim_supplier",
+    "daily_revenue",
+    "daily_pricing_summary",
+    "daily_shipping_priority",
+)
+RETAIL_KEYS = {
+    *(("bronze", t) for t in RETAIL_SOURCES),
+    *(("silver", t) for t in RETAIL_SOURCES),
+    *(("gold", t) for t in RETAIL_GOLD),
+}
+EXPECTED_KEYS = FLIGHTS_KEYS | RETAIL_KEYS
+# Each domain's partitions span the days its data covers.
+DOMAIN_DAYS = {"flights": ("2013-01-01", "2013-12-31"), "retail": ("1992-01-01", "1998-08-02")}
 
 
 def test_definitions_load_without_starting_a_jvm() -> None:
@@ -49,10 +69,13 @@ def test_every_table_is_an_asset_with_partitions_kinds_owner_schema_and_checks()
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         spec = defs.resolve_assets_def(key).specs_by_key[key]
+        domain = spec.tags[DOMAIN_TAG]
+        assert (tuple(key.path) in FLIGHTS_KEYS) == (domain == "flights"), key
         assert isinstance(node.partitions_def, DailyPartitionsDefinition)
-        assert node.partitions_def == partitions_of["flights"]
-        assert node.partitions_def.get_first_partition_key() == "2013-01-01"
-        assert node.partitions_def.get_last_partition_key() == "2013-12-31"
+        assert node.partitions_def == partitions_of[domain]
+        first, last = DOMAIN_DAYS[domain]
+        assert node.partitions_def.get_first_partition_key() == first
+        assert node.partitions_def.get_last_partition_key() == last
         assert spec.group_name == key.path[0]
         assert {"spark", "delta"} <= set(spec.kinds)
         assert spec.owners and spec.description

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType
 
-from medallion_assets.domains import CATALOG
+from medallion_assets.domains import flights
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.embedded.spark import REMOTE_SETTING, runtime_spark_session
 from medallion_assets.framework import delta_io
@@ -34,6 +34,9 @@ from medallion_assets.framework.table import TableKey
 from medallion_assets.runtime import entrypoint
 from medallion_assets_tests.conftest import TWO_DAYS
 from medallion_assets_tests.support import LakehouseRun, materialization_metadata, sorted_rows
+
+# The tables of the shared two-day lakehouse, in dependency order.
+CATALOG = {table.key: table for table in flights.TABLES}
 
 # pyspark's switch for building Connect expressions; process-wide, so it is set only while a test uses Connect.
 CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"

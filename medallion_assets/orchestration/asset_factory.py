@@ -34,11 +34,10 @@ from medallion_assets.framework.quality import contract_rules
 from medallion_assets.framework.table import TableDeclaration
 from medallion_assets.orchestration.compute import ComputeTarget
 from medallion_assets.orchestration.reporting import FailureWithChecks
+from medallion_assets.runtime.protocol import DOMAIN_TAG
 
 # Transient failures (a lost executor, a throttled API) are retried; data and contract failures raise
 # Failure(allow_retries=False) and failed blocking checks are not user errors, so neither is retried.
-# The business domain an asset belongs to: the UI filters by it, and a client selects one domain's assets with it.
-DOMAIN_TAG = "domain"
 TRANSIENT_RETRIES = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
 

@@ -30,7 +30,8 @@ def parse_check_names(value: str | None) -> frozenset[str]:
     return frozenset(name.strip() for name in (value or "").split(",") if name.strip())
 
 
-# Job tags: how Dagster finds the job a `databricks bundle deploy` created for it.
+# Job tags: how Dagster finds the job a `databricks bundle deploy` created for it. The domain's tag also marks each
+# Dagster asset, so the UI filters one domain's tables and a client selects them.
 DOMAIN_TAG: Final = "medallion_domain"
 COMPUTE_TAG: Final = "medallion_compute"
 TARGET_TAG: Final = "medallion_target"

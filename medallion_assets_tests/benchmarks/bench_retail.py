@@ -29,7 +29,7 @@ from pathlib import Path
 from medallion_assets_tests.benchmarks.bench_year import per_table_seconds
 from medallion_assets_tests.benchmarks.proc import run_measured_by_process
 
-# The plain pass's typed columns, per landed source: (source column, output name, Spark SQL type).
+# Per landed source, what the plain pass deduplicates on (with the day) and the columns it types.
 PLAIN_SILVER = {
     "orders": (
         ["o_orderkey", "o_custkey"],
@@ -51,6 +51,11 @@ PLAIN_SILVER = {
     ),
     "customer": (["c_custkey"], {"c_custkey": "BIGINT", "c_nationkey": "INT", "c_acctbal": "DECIMAL(15,2)"}),
     "supplier": (["s_suppkey"], {"s_suppkey": "BIGINT", "s_nationkey": "INT", "s_acctbal": "DECIMAL(15,2)"}),
+    "part": (["p_partkey"], {"p_partkey": "BIGINT", "p_size": "INT", "p_retailprice": "DECIMAL(15,2)"}),
+    "partsupp": (
+        ["ps_partkey", "ps_suppkey"],
+        {"ps_partkey": "BIGINT", "ps_suppkey": "BIGINT", "ps_availqty": "INT", "ps_supplycost": "DECIMAL(15,2)"},
+    ),
     "nation": (["n_nationkey"], {"n_nationkey": "INT", "n_regionkey": "INT"}),
     "region": (["r_regionkey"], {"r_regionkey": "INT"}),
 }
