@@ -17,7 +17,7 @@ from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets_tests.support import LakehouseRun, check_evaluations, materialize_window, materialized_keys, read
 
 SCALE = 0.01
-WINDOW = PartitionWindow(date(1995, 3, 1), date(1995, 3, 4))
+WINDOW = PartitionWindow(date(1995, 3, 1), date(1995, 3, 3))
 LAST_DAY = WINDOW.last_day
 MONEY = "DECIMAL(15,2)"
 # The generator's raw files, read by DuckDB with TPC-H's own types.
