@@ -14,7 +14,7 @@ from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.orchestration.databricks import DatabricksCompute
 from medallion_assets.orchestration.jobs import partition_range_tags
-from medallion_assets.runtime.protocol import COMPUTE_TAG
+from medallion_assets.runtime.protocol import COMPUTE_TAG, DOMAIN_TAG
 from medallion_assets_tests.databricks_emulator import DatabricksEmulator
 from medallion_assets_tests.emulated_driver import CODE_FROM
 from medallion_assets_tests.support import materialization_metadata
@@ -39,7 +39,9 @@ def test_the_cli_deploys_to_the_emulator_and_dagster_runs_the_uploaded_wheel(spa
         deploy = [CLI, "bundle", "deploy", "-t", "dev", *(f"--var={k}={v}" for k, v in variables.items())]
         assert_clean(run(deploy, cwd=bundle, env=command_env(home, emulator.host, TOKEN)), "bundle deploy")
         (serverless_job,) = [
-            job_id for job_id, job in emulator.jobs.items() if job["settings"]["tags"][COMPUTE_TAG] == "serverless"
+            job_id
+            for job_id, job in emulator.jobs.items()
+            if job["settings"]["tags"][COMPUTE_TAG] == "serverless" and job["settings"]["tags"][DOMAIN_TAG] == "flights"
         ]
         (wheel,) = emulator.jobs[serverless_job]["settings"]["environments"][0]["spec"]["dependencies"]
         assert wheel.startswith("/Workspace/") and wheel in emulator.workspace_files  # the uploaded artifact
