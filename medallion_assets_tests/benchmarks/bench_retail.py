@@ -77,7 +77,9 @@ KPI_SQL = {
         count(*) AS lines, sum(CASE WHEN l_receiptdate > l_commitdate THEN 1 ELSE 0 END) AS late_lines,
         sum({REVENUE}) AS revenue FROM sales GROUP BY 1, 2, 3""",
 }
-SALES_SQL = """SELECT * FROM lineitem JOIN orders ON l_orderkey = o_orderkey AND lineitem.day = orders.day
+SALES_SQL = """SELECT lineitem.*, o_orderkey, o_orderdate, o_orderpriority, o_shippriority, c_nationkey,
+    c_mktsegment, n_name, r_name, s_nationkey
+    FROM lineitem JOIN orders ON l_orderkey = o_orderkey AND lineitem.day = orders.day
     JOIN customer ON o_custkey = c_custkey AND customer.day = orders.day
     JOIN nation ON c_nationkey = n_nationkey AND nation.day = orders.day
     JOIN region ON n_regionkey = r_regionkey AND region.day = orders.day
