@@ -26,7 +26,7 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
-from medallion_assets_tests.benchmarks.bench_year import per_table_seconds
+from medallion_assets_tests.benchmarks.bench_year import per_table_seconds, plain_spark_session
 from medallion_assets_tests.benchmarks.proc import run_measured_by_process
 
 # Per landed source, what the plain pass deduplicates on (with the day) and the columns it types.
@@ -92,18 +92,11 @@ def _folders(home: Path, source: str, start: date, days: int) -> list[str]:
 
 def plain_pass(home: Path, start: date, days: int) -> dict[str, float]:
     """Landed CSV to bronze Parquet, typed and deduplicated silver Parquet, sales facts and KPIs: PySpark alone."""
-    from pyspark.sql import SparkSession, Window
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     started = time.monotonic()
-    spark = (
-        SparkSession.builder.master("local[*]")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "4g")
-        .getOrCreate()
-    )
+    spark = plain_spark_session("4g")
     session_s = time.monotonic() - started
     out = home / "plain"
     for source, (key, types) in PLAIN_SILVER.items():

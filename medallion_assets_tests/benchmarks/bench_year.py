@@ -35,20 +35,27 @@ FIRST_DAY = date(2013, 1, 1)
 RUN_DEPENDENT_COLUMNS = {"_ingested_at", "_run_id", "_landed_at", "_source_file", "_source", "_raw_line"}
 
 
-def plain_pass(home: Path, days: int) -> None:
-    """The same year's flights through bronze, silver and carrier KPIs with nothing but PySpark (Parquet)."""
-    from pyspark.sql import SparkSession, Window
-    from pyspark.sql import functions as F
+def plain_spark_session(driver_memory: str):
+    """The baselines' session: plain local Spark with no Delta and none of the project's settings."""
+    from pyspark.sql import SparkSession
 
-    started = time.monotonic()
-    spark = (
+    return (
         SparkSession.builder.master("local[*]")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.memory", "2g")
+        .config("spark.driver.memory", driver_memory)
         .getOrCreate()
     )
+
+
+def plain_pass(home: Path, days: int) -> None:
+    """The same year's flights through bronze, silver and carrier KPIs with nothing but PySpark (Parquet)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    started = time.monotonic()
+    spark = plain_spark_session("2g")
     session_s = time.monotonic() - started
     out = home / "plain"
     last = FIRST_DAY + timedelta(days=days - 1)
