@@ -7,10 +7,13 @@ domains, runtime) keeps to the Spark Connect API.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,6 +91,24 @@ def _remember_delta_jars(session: SparkSession) -> None:
         cache.write_text("\n".join(jars) + "\n")
 
 
+@contextlib.contextmanager
+def _jar_resolution_lock() -> Iterator[None]:
+    """Held by the one process that resolves Delta's jars on a machine that has none cached.
+
+    Ivy's cache is not safe for two resolutions at once: two test workers (or a test and the `dagster dev` it
+    starts) resolving into a fresh ~/.ivy2 both failed with "impossible to move part file" and JAVA_GATEWAY_EXITED.
+    The others wait, then find the jars that the first one cached.
+    """
+    lock_file = _jar_cache_file().with_suffix(".lock")
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _start(builder: SparkSession.Builder, java_options: list[str]) -> SparkSession:
     options = " ".join(
         [
@@ -127,21 +148,25 @@ def local_spark_session(shuffle_partitions: int | None = None, master: str | Non
         # The first start resolves Delta from Maven Central into the Ivy cache; later starts (every
         # test process, every emulated Databricks task) reuse the resolved jars and skip resolution.
         cached_jars = _cached_delta_jars()
-        if cached_jars:
-            builder = builder.config("spark.jars", ",".join(cached_jars))
-        else:
-            builder = configure_spark_with_delta_pip(builder)
-        archive_options = class_archive.java_options()
-        try:
-            _session = _start(builder, archive_options)
-        except Exception:
-            if not archive_options:
-                raise
-            # A damaged archive must never keep Spark from starting.
-            class_archive.discard()
-            _session = _start(builder, [])
-        if not cached_jars:
-            _remember_delta_jars(_session)
+        resolving = contextlib.nullcontext() if cached_jars else _jar_resolution_lock()
+        with resolving:
+            if not cached_jars:
+                cached_jars = _cached_delta_jars()  # resolved by another process while this one waited
+            if cached_jars:
+                builder = builder.config("spark.jars", ",".join(cached_jars))
+            else:
+                builder = configure_spark_with_delta_pip(builder)
+            archive_options = class_archive.java_options()
+            try:
+                _session = _start(builder, archive_options)
+            except Exception:
+                if not archive_options:
+                    raise
+                # A damaged archive must never keep Spark from starting.
+                class_archive.discard()
+                _session = _start(builder, [])
+            if not cached_jars:
+                _remember_delta_jars(_session)
         _session.sparkContext.setLogLevel("ERROR")
         # PySpark logs every analysis error as a JSON blob; Dagster already reports the exception.
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
