@@ -9,6 +9,7 @@ import warnings
 from dagster import AssetSelection, BetaWarning, Definitions, PreviewWarning, in_process_executor
 
 from medallion_assets.domains import DOMAINS
+from medallion_assets.orchestration.alerts import AlertSink, failure_alerts_sensor, freshness_alerts_sensor
 from medallion_assets.orchestration.asset_factory import build_assets, daily_partitions
 from medallion_assets.orchestration.automation import (
     daily_schedule,
@@ -50,8 +51,10 @@ with warnings.catch_warnings():
                 for s in landing_sensors(name, domain.LANDING_SOURCES, partitions_of[name])
             ),
             refined_tables_automation(["silver", "gold"]),
+            failure_alerts_sensor(table_assets),
+            freshness_alerts_sensor(table_assets),
         ],
-        resources={"compute": compute_target_from_env()},
+        resources={"compute": compute_target_from_env(), "alerts": AlertSink()},
         # One process per run keeps one Spark JVM (or one Databricks client) for every step of the run.
         executor=in_process_executor,
     )

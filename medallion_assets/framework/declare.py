@@ -11,8 +11,10 @@ from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.reference import Scd2Columns, projection
 from medallion_assets.framework.staging import StagingTally
 from medallion_assets.framework.table import (
+    DAILY_FRESHNESS,
     Conservation,
     ForeignKey,
+    Freshness,
     LandingSource,
     Rule,
     Scd2,
@@ -25,11 +27,13 @@ from medallion_assets.framework.table import (
 )
 
 __all__ = [
+    "DAILY_FRESHNESS",
     "CalendarDay",
     "Conservation",
     "Contract",
     "Field",
     "ForeignKey",
+    "Freshness",
     "LandingSource",
     "PartitionWindow",
     "Rule",

@@ -389,11 +389,32 @@ def _judge_and_commit(
     )
     if table.has_quarantine:
         report.metadata[Meta.ROWS_QUARANTINED] = tally.total("quarantined")
+        report.metadata[Meta.QUARANTINE_RATE] = _share(tally.total("quarantined"), tally.total("rows_in"))
+        report.metadata[Meta.BY_DAY] = _quality_by_day(window, tally)
     profile = profile_output(build, inputs, output, tally, report)
     if not may_commit(build, report):
         return report
     _commit(build, classified, output, tally, profile, report)
     return report
+
+
+def _share(part: int, whole: int) -> float:
+    """A share of rows as a number the UI can plot: a day without rows quarantined none of them."""
+    return round(part / whole, 6) if whole else 0.0
+
+
+def _quality_by_day(window: PartitionWindow, tally: RuleTally) -> dict[str, dict[str, int | float]]:
+    """Each day's quarantine rate and rule failures, so a range run files the same trend as daily runs."""
+    return {
+        day.isoformat(): {
+            Meta.ROWS_IN: tally.day(day).rows_in,
+            Meta.ROWS_QUARANTINED: tally.day(day).quarantined,
+            Meta.DUPLICATES_DROPPED: tally.day(day).duplicates,
+            Meta.QUARANTINE_RATE: _share(tally.day(day).quarantined, tally.day(day).rows_in),
+            **{Meta.rule_failures(rule.name): tally.day(day).failures.get(rule.name, 0) for rule in tally.rules},
+        }
+        for day in window.days()
+    }
 
 
 def _fail_rules(rules: Sequence[Rule]) -> set[str]:

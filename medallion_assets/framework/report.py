@@ -37,6 +37,10 @@ class Meta:
     ACCEPTED_CHECKS = "accepted_checks"
     # In a check's metadata: who accepted its failure.
     ACCEPTED_BY_OPERATOR = "accepted_by_operator"
+    # A silver day's share of rows sent to quarantine, and the figures of each day of the window: {day: {key: n}}.
+    # Dagster files each day's figures on that day's materialization, which is what the UI plots per partition.
+    QUARANTINE_RATE = "quarantine_rate"
+    BY_DAY = "by_day"
 
     @staticmethod
     def rule_failures(rule: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 from medallion_assets.framework import checks
@@ -114,6 +115,24 @@ class Scd2:
     key: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """How stale a table may get: no new materialization for `warn_after` warns, for `fail_after` it is late."""
+
+    fail_after: timedelta
+    warn_after: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.fail_after < timedelta(minutes=1):
+            raise ValueError("freshness: fail_after is at least a minute")
+        if self.warn_after is not None and not timedelta(minutes=1) <= self.warn_after < self.fail_after:
+            raise ValueError("freshness: warn_after is at least a minute and shorter than fail_after")
+
+
+# Daily data: a table rebuilt once a day warns an hour past a day without a build, and is late four hours later.
+DAILY_FRESHNESS = Freshness(fail_after=timedelta(hours=29), warn_after=timedelta(hours=25))
+
+
 @dataclass
 class TransformContext:
     """What a transform receives: the session, the window, its inputs (read over the window) and its table."""
@@ -154,6 +173,8 @@ class TableDeclaration:
     # Personal data: gold never sees these columns in clear ("hash": SHA-256, joinable; "mask": last 2 chars).
     pii_columns: Mapping[str, PiiTreatment] = field(default_factory=dict)
     partition_column: str = DEFAULT_PARTITION_COLUMN
+    # When the table must be fresh; gold, which readers wait for, has DAILY_FRESHNESS unless it declares its own.
+    freshness: Freshness | None = None
 
     def __post_init__(self) -> None:
         if self.key.layer == "bronze":
@@ -169,6 +190,12 @@ class TableDeclaration:
             raise ValueError(f"{self.key}: max_quarantine_rate is a share of rows, from 0 to 1")
         if self.casts and not self.has_quarantine:
             raise ValueError(f"{self.key}: casts parse bronze strings, so they belong to silver tables")
+
+    @property
+    def expected_freshness(self) -> Freshness | None:
+        if self.freshness is not None:
+            return self.freshness
+        return DAILY_FRESHNESS if self.key.layer == "gold" else None
 
     @property
     def has_quarantine(self) -> bool:

@@ -15,6 +15,7 @@ from dagster import (
     BackfillPolicy,
     Backoff,
     DailyPartitionsDefinition,
+    FreshnessPolicy,
     Jitter,
     MaterializeResult,
     MetadataValue,
@@ -31,6 +32,7 @@ from medallion_assets.framework.bronze_ingest import bronze_schema
 from medallion_assets.framework.execution import TableCatalog
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import contract_rules
+from medallion_assets.framework.report import Meta
 from medallion_assets.framework.table import TableDeclaration
 from medallion_assets.orchestration.compute import ComputeTarget
 from medallion_assets.orchestration.reporting import FailureWithChecks
@@ -141,6 +143,32 @@ def checks_per_day(
             )
 
 
+def file_figures_per_day(context: AssetExecutionContext, result: MaterializeResult) -> MaterializeResult:
+    """Each day's quality figures go on that day's materialization, where the UI plots them per partition.
+
+    A range run records one materialization per day; without this, each would carry the window's totals.
+    """
+    metadata = dict(result.metadata or {})
+    by_day = metadata.pop(Meta.BY_DAY, None)
+    for day, figures in (getattr(by_day, "value", by_day) or {}).items():
+        context.add_asset_metadata(figures, partition_key=day)
+    return MaterializeResult(
+        asset_key=result.asset_key,
+        metadata=metadata,
+        check_results=result.check_results,
+        data_version=result.data_version,
+        tags=result.tags,
+    )
+
+
+def freshness_policy(table: TableDeclaration) -> FreshnessPolicy | None:
+    """The declaration's freshness as Dagster's policy: the daemon evaluates it and the UI shows it."""
+    freshness = table.expected_freshness
+    if freshness is None:
+        return None
+    return FreshnessPolicy.time_window(fail_window=freshness.fail_after, warn_window=freshness.warn_after)
+
+
 def build_table_asset(
     table: TableDeclaration,
     catalog: TableCatalog,
@@ -161,6 +189,7 @@ def build_table_asset(
         backfill_policy=BackfillPolicy.single_run(),
         retry_policy=TRANSIENT_RETRIES,
         automation_condition=automation_condition,
+        freshness_policy=freshness_policy(table),
         tags={"layer": table.key.layer, DOMAIN_TAG: domain},
     )
     def _materialize(
@@ -173,7 +202,7 @@ def build_table_asset(
             # Judged and not committed: the checks say why, and no materialization is recorded.
             yield from failure.check_results
             raise
-        yield result
+        yield file_figures_per_day(context, result)
         if window.day_count > 1:
             yield from checks_per_day(context, result, window)
 

@@ -38,6 +38,11 @@ def to_materialize_result(report: TableRunReport) -> MaterializeResult:
     )
 
 
+# In a FailureWithChecks' metadata: the checks that kept the window from being written. The failure alerts leave
+# such a step to the checks' own alerts.
+BLOCKED_BY_CHECKS = "blocked_by_checks"
+
+
 class FailureWithChecks(Failure):
     """A materialization that failed after judging its checks: the asset reports them, then fails.
 
@@ -48,7 +53,9 @@ class FailureWithChecks(Failure):
     def __init__(
         self, description: str, check_results: Sequence[AssetCheckResult], *, allow_retries: bool = False, **kwargs: Any
     ) -> None:
-        super().__init__(description=description, allow_retries=allow_retries, **kwargs)
+        failed = ",".join(sorted({r.check_name or "" for r in check_results if not r.passed}))
+        metadata = {**kwargs.pop("metadata", {}), BLOCKED_BY_CHECKS: failed}
+        super().__init__(description=description, allow_retries=allow_retries, metadata=metadata, **kwargs)
         self.check_results = list(check_results)
 
 
