@@ -116,9 +116,10 @@ def test_a_failing_day_sends_each_of_its_alerts_once(spark, tmp_path: Path, webh
         (record,) = instance.fetch_materializations(AssetKey(["silver", "flights"]), limit=1).records
         metadata = record.asset_materialization.metadata
         assert record.partition_key == DAY and Meta.BY_DAY not in metadata
-        assert isinstance(metadata[Meta.QUARANTINE_RATE].value, float)
-        rule_counts = {k: v.value for k, v in metadata.items() if k.startswith(Meta.RULE_FAILURES_PREFIX)}
-        assert metadata[Meta.ROWS_IN].value > 0 and rule_counts
+        assert isinstance(metadata[Meta.of_day(Meta.QUARANTINE_RATE)].value, float)
+        prefix = Meta.of_day(Meta.RULE_FAILURES_PREFIX)
+        rule_counts = {k: v.value for k, v in metadata.items() if k.startswith(prefix)}
+        assert metadata[Meta.of_day(Meta.ROWS_IN)].value > 0 and rule_counts
         assert all(isinstance(count, int) for count in rule_counts.values())
 
 

@@ -407,11 +407,14 @@ def _quality_by_day(window: PartitionWindow, tally: RuleTally) -> dict[str, dict
     """Each day's quarantine rate and rule failures, so a range run files the same trend as daily runs."""
     return {
         day.isoformat(): {
-            Meta.ROWS_IN: tally.day(day).rows_in,
-            Meta.ROWS_QUARANTINED: tally.day(day).quarantined,
-            Meta.DUPLICATES_DROPPED: tally.day(day).duplicates,
-            Meta.QUARANTINE_RATE: _share(tally.day(day).quarantined, tally.day(day).rows_in),
-            **{Meta.rule_failures(rule.name): tally.day(day).failures.get(rule.name, 0) for rule in tally.rules},
+            Meta.of_day(key): value
+            for key, value in {
+                Meta.ROWS_IN: tally.day(day).rows_in,
+                Meta.ROWS_QUARANTINED: tally.day(day).quarantined,
+                Meta.DUPLICATES_DROPPED: tally.day(day).duplicates,
+                Meta.QUARANTINE_RATE: _share(tally.day(day).quarantined, tally.day(day).rows_in),
+                **{Meta.rule_failures(rule.name): tally.day(day).failures.get(rule.name, 0) for rule in tally.rules},
+            }.items()
         }
         for day in window.days()
     }

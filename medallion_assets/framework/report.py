@@ -41,10 +41,16 @@ class Meta:
     # Dagster files each day's figures on that day's materialization, which is what the UI plots per partition.
     QUARANTINE_RATE = "quarantine_rate"
     BY_DAY = "by_day"
+    # The prefix of a day's own figure, beside the window's total of the same name.
+    DAY_PREFIX = "day/"
 
     @staticmethod
     def rule_failures(rule: str) -> str:
         return Meta.RULE_FAILURES_PREFIX + rule
+
+    @staticmethod
+    def of_day(key: str) -> str:
+        return Meta.DAY_PREFIX + key
 
 
 @dataclass
