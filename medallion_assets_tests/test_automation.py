@@ -32,6 +32,7 @@ from medallion_assets.domains import CATALOG, DOMAINS
 from medallion_assets.domains.flights.landing import AIRLINES, AIRPORTS
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.table import TableKey
+from medallion_assets.orchestration.alerts import FAILURE_ALERTS, FRESHNESS_ALERTS
 from medallion_assets.orchestration.automation import FOLLOWS_UPSTREAM, landing_sensor
 from medallion_assets.orchestration.compute import LocalSparkCompute
 
@@ -150,7 +151,8 @@ def test_refined_tables_follow_upstream_and_bronze_waits_for_sensors() -> None:
         if condition is not None:
             assert condition.get_label() == FOLLOWS_UPSTREAM
     landing_sensors = {f"{domain}_landing_sensor" for domain in DOMAINS}
-    assert {s.name for s in defs.sensors} == {*landing_sensors, "refined_tables_automation"}
+    alert_sensors = {FAILURE_ALERTS, FRESHNESS_ALERTS}
+    assert {s.name for s in defs.sensors} == {*landing_sensors, "refined_tables_automation", *alert_sensors}
     for domain in DOMAINS:
         assert defs.resolve_schedule_def(f"{domain}_daily_tables_schedule").cron_schedule == "0 6 * * *"
 

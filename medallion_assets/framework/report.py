@@ -6,6 +6,7 @@ each is spelled once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,14 @@ class Meta:
     @staticmethod
     def of_day(key: str) -> str:
         return Meta.DAY_PREFIX + key
+
+
+def split_by_day(metadata: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A window's metadata without its per-day figures, and those figures by day, as each day's materialization
+    carries them. The figures may arrive raw (a build's report) or wrapped in Dagster's JSON metadata value."""
+    window_metadata = dict(metadata)
+    by_day = window_metadata.pop(Meta.BY_DAY, None)
+    return window_metadata, dict(getattr(by_day, "value", by_day) or {})
 
 
 @dataclass

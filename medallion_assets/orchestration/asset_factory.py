@@ -32,7 +32,7 @@ from medallion_assets.framework.bronze_ingest import bronze_schema
 from medallion_assets.framework.execution import TableCatalog
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import contract_rules
-from medallion_assets.framework.report import Meta
+from medallion_assets.framework.report import split_by_day
 from medallion_assets.framework.table import TableDeclaration
 from medallion_assets.orchestration.compute import ComputeTarget
 from medallion_assets.orchestration.reporting import FailureWithChecks
@@ -148,9 +148,8 @@ def file_figures_per_day(context: AssetExecutionContext, result: MaterializeResu
 
     A range run records one materialization per day; without this, each would carry the window's totals.
     """
-    metadata = dict(result.metadata or {})
-    by_day = metadata.pop(Meta.BY_DAY, None)
-    for day, figures in (getattr(by_day, "value", by_day) or {}).items():
+    metadata, by_day = split_by_day(result.metadata or {})
+    for day, figures in by_day.items():
         context.add_asset_metadata(figures, partition_key=day)
     return MaterializeResult(
         asset_key=result.asset_key,
