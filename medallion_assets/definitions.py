@@ -10,11 +10,12 @@ from dagster import AssetSelection, BetaWarning, Definitions, PreviewWarning, in
 
 from medallion_assets.domains import DOMAINS
 from medallion_assets.orchestration.alerts import AlertSink, failure_alerts_sensor, freshness_alerts_sensor
-from medallion_assets.orchestration.asset_factory import build_assets, daily_partitions
+from medallion_assets.orchestration.asset_factory import build_assets, build_maintenance_asset, daily_partitions
 from medallion_assets.orchestration.automation import (
     daily_schedule,
     follows_upstream,
     landing_sensors,
+    maintenance_schedule,
     refined_tables_automation,
 )
 from medallion_assets.orchestration.jobs import domain_jobs
@@ -34,16 +35,20 @@ with warnings.catch_warnings():
         for name, domain in DOMAINS.items()
     }
     table_assets = [asset for assets in assets_of.values() for asset in assets]
-    schedules = {
-        name: daily_schedule(name, AssetSelection.assets(*assets_of[name]), partitions_of[name]) for name in DOMAINS
+    maintenance_assets_of = {
+        name: [build_maintenance_asset(table, name) for table in domain.TABLES] for name, domain in DOMAINS.items()
     }
+    schedules = [
+        *(daily_schedule(name, AssetSelection.assets(*assets_of[name]), partitions_of[name]) for name in DOMAINS),
+        *(maintenance_schedule(name, maintenance_assets_of[name]) for name in DOMAINS),
+    ]
     defs = Definitions(
-        assets=table_assets,
+        assets=[*table_assets, *(asset for assets in maintenance_assets_of.values() for asset in assets)],
         jobs=[
             *(job for name in DOMAINS for job in domain_jobs(name, assets_of[name])),
-            *(job for job, _ in schedules.values()),
+            *(job for job, _ in schedules),
         ],
-        schedules=[schedule for _, schedule in schedules.values()],
+        schedules=[schedule for _, schedule in schedules],
         sensors=[
             *(
                 s

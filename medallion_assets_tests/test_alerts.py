@@ -1,26 +1,48 @@
 """Alerts through Dagster's own sensors, delivered to a real webhook served on 127.0.0.1.
 
 A failing day sends exactly its alerts, once each; a later tick sends nothing again. Each day's quality figures
-land on that day's materialization, where the UI plots them per partition.
+land on that day's materialization, where the UI plots them per partition. A gold table whose next day lands late
+turns late by Dagster's own freshness daemon, and that lapse sends one alert.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey, DagsterInstance, build_sensor_context, instance_for_test, materialize
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    build_sensor_context,
+    instance_for_test,
+    materialize,
+)
+from dagster._core.definitions.freshness import FreshnessState
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.test_utils import freeze_time
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.freshness import FreshnessDaemon
 
 from medallion_assets.definitions import assets_of
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.report import Meta
-from medallion_assets.orchestration.alerts import WEBHOOK_URL_SETTING, AlertSink, failure_alerts_sensor
+from medallion_assets.orchestration.alerts import (
+    WEBHOOK_URL_SETTING,
+    AlertSink,
+    failure_alerts_sensor,
+    freshness_alerts_sensor,
+)
 from medallion_assets.orchestration.compute import LocalSparkCompute
 from medallion_assets.orchestration.jobs import partition_range_tags
 
@@ -121,6 +143,103 @@ def test_a_failing_day_sends_each_of_its_alerts_once(spark, tmp_path: Path, webh
         rule_counts = {k: v.value for k, v in metadata.items() if k.startswith(prefix)}
         assert metadata[Meta.of_day(Meta.ROWS_IN)].value > 0 and rule_counts
         assert all(isinstance(count, int) for count in rule_counts.values())
+
+
+# The code location as `dagster dev` serves it (pyproject's [tool.dagster]), loaded in this process.
+CODE_LOCATION = InProcessCodeLocationOrigin(
+    LoadableTargetOrigin(module_name="medallion_assets.definitions", attribute="defs"), location_name="medallion_assets"
+)
+LATE = AssetKey(["gold", "carrier_daily_performance"])
+
+
+@contextmanager
+def freshness_daemon(instance: DagsterInstance) -> Iterator[Callable[[datetime], None]]:
+    """Runs an iteration of Dagster's own freshness daemon over the code location at each moment the test picks.
+
+    The daemon reads each table's policy from the code location and its last materialization from the instance,
+    and records a state change when a table's state differs from the last one recorded; it reads the clock through
+    `dagster._time`, which `freeze_time` sets.
+    """
+    daemon = FreshnessDaemon()
+    with WorkspaceProcessContext(instance, InProcessWorkspaceLoadTarget(CODE_LOCATION)) as workspace:
+
+        def evaluate_at(moment: datetime) -> None:
+            with freeze_time(moment):
+                list(daemon.run_iteration(workspace))
+
+        yield evaluate_at
+
+
+def built(instance: DagsterInstance, keys: list[AssetKey], day: str, at: datetime) -> None:
+    """Records that the tables were materialized for the day at that moment, as the day's run would."""
+    with freeze_time(at):
+        for key in keys:
+            instance.report_runless_asset_event(AssetMaterialization(key, partition=day))
+
+
+def test_a_table_whose_next_day_lands_late_sends_one_alert_per_lapse(webhook: Webhook) -> None:
+    sensor = freshness_alerts_sensor(assets_of["flights"])
+    gold = [key for asset in assets_of["flights"] for key in asset.keys if key.path[0] == "gold"]
+    others = [key for key in gold if key != LATE]
+    assert LATE in gold and len(others) >= 1
+    # Day D is built the next morning; every gold table must then be rebuilt within 29 hours (it warns after 25).
+    built_at = datetime(2013, 1, 4, 6, tzinfo=UTC)
+
+    def hours(n: float) -> datetime:
+        return built_at + timedelta(hours=n)
+
+    def states() -> dict[AssetKey, FreshnessState]:
+        return {k: r.freshness_state for k, r in instance.get_freshness_state_records(gold).items()}
+
+    with instance_for_test() as instance, freshness_daemon(instance) as evaluate_at:
+        built(instance, gold, DAY, at=built_at)
+        evaluate_at(built_at)
+        assert states() == dict.fromkeys(gold, FreshnessState.PASS)
+        cursor = tick(sensor, instance, None)
+        assert webhook.received == []
+
+        # Day D+1 lands on time for every gold table but one: its day lands late.
+        built(instance, others, "2013-01-04", at=hours(24))
+        evaluate_at(hours(26))
+        assert states() == {**dict.fromkeys(others, FreshnessState.PASS), LATE: FreshnessState.WARN}
+        cursor = tick(sensor, instance, cursor)
+        assert webhook.received == []  # warning is not late
+
+        evaluate_at(hours(29) + timedelta(minutes=1))
+        assert states() == {**dict.fromkeys(others, FreshnessState.PASS), LATE: FreshnessState.FAIL}
+        cursor = tick(sensor, instance, cursor)
+        assert [(a["kind"], a["asset"], a["partition"], a["run_id"], a["run_url"]) for a in webhook.received] == [
+            ("table_late", "gold/carrier_daily_performance", "2013-01-04", None, None)
+        ]
+        assert webhook.received[0]["reason"] == (
+            "not materialized within 29 h, as its freshness policy requires; "
+            "the day it waits for has not been built"
+        )
+
+        # Still late an hour on: the daemon records no new change, and the lapse is not sent again.
+        lapse = instance.get_freshness_state_records([LATE])[LATE]
+        evaluate_at(hours(30))
+        assert instance.get_freshness_state_records([LATE])[LATE] == lapse
+        cursor = tick(sensor, instance, cursor)
+        assert len(webhook.received) == 1
+
+        # The late day lands and the table is built: fresh again, and nothing to send.
+        built(instance, [LATE], "2013-01-04", at=hours(31))
+        evaluate_at(hours(31))
+        assert states() == dict.fromkeys(gold, FreshnessState.PASS)
+        cursor = tick(sensor, instance, cursor)
+        assert len(webhook.received) == 1
+
+        # Day D+2 lands late for it too: a new lapse, and one new alert for the day it now waits for.
+        built(instance, others, "2013-01-05", at=hours(48))
+        evaluate_at(hours(31 + 29) + timedelta(minutes=1))
+        assert states() == {**dict.fromkeys(others, FreshnessState.PASS), LATE: FreshnessState.FAIL}
+        cursor = tick(sensor, instance, cursor)
+        tick(sensor, instance, cursor)
+        assert [(a["kind"], a["asset"], a["partition"]) for a in webhook.received] == [
+            ("table_late", "gold/carrier_daily_performance", "2013-01-04"),
+            ("table_late", "gold/carrier_daily_performance", "2013-01-05"),
+        ]
 
 
 def test_an_unreachable_webhook_is_a_clear_error_that_never_shows_its_url(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,12 +14,14 @@ from databricks.bundles.jobs import Job
 
 from medallion_assets.definitions import defs
 from medallion_assets.domains import DOMAINS
+from medallion_assets.framework.maintenance import MAINTENANCE_PREFIX
 from medallion_assets.runtime.bundle import (
     JOB_TIMEOUT_VARIABLE,
     SERVERLESS_ENVIRONMENT_VERSION,
     SERVICE_PRINCIPAL_VARIABLE,
     TASK_TIMEOUT_VARIABLE,
     chain_length,
+    maintenance_task_key,
     render,
     task_key,
 )
@@ -222,6 +224,9 @@ def ref(variable: str) -> str:
 
 
 def task_key_for(path: list[str]) -> str:
+    """The bundle task of an asset: a table's build, or its maintenance (`maintenance/<layer>/<table>`)."""
     from medallion_assets.framework.table import TableKey
 
+    if path[0] == MAINTENANCE_PREFIX:
+        return maintenance_task_key(TableKey(path[1], path[2]))  # type: ignore[arg-type]
     return task_key(TableKey(path[0], path[1]))  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from medallion_assets.runtime.bundle import (
     SERVICE_PRINCIPAL_VARIABLE,
     TASK_TIMEOUT_VARIABLE,
     WHEEL_ARTIFACT,
+    maintenance_task_key,
     task_key,
 )
 from medallion_assets.runtime.protocol import COMPUTE_TAG, COMPUTES, DOMAIN_TAG, PACKAGE, TARGET_TAG
@@ -297,8 +298,14 @@ def test_every_target_deploys_one_job_per_domain_and_compute(deployments: dict[s
 
 @needs_cli_and_fakews
 def test_every_deployed_job_has_exactly_one_task_per_asset(deployments: dict[str, Deployment]) -> None:
-    declared = {domain: sorted(task_key(table.key) for table in module.TABLES) for domain, module in DOMAINS.items()}
-    assert sorted(key for keys in declared.values() for key in keys) == sorted(task_key(key) for key in CATALOG)
+    # A task per table build and a task per table maintenance.
+    declared = {
+        domain: sorted(key for table in module.TABLES for key in (task_key(table.key), maintenance_task_key(table.key)))
+        for domain, module in DOMAINS.items()
+    }
+    assert sorted(key for keys in declared.values() for key in keys) == sorted(
+        key for table in CATALOG for key in (task_key(table), maintenance_task_key(table))
+    )
     for target, deployment in deployments.items():
         for job in deployment.jobs:
             tasks = sorted(task["task_key"] for task in job["tasks"])

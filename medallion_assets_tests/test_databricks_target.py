@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -26,10 +27,11 @@ from dagster import (
     materialize,
 )
 
-from medallion_assets.definitions import partitions_of, table_assets
+from medallion_assets.definitions import maintenance_assets_of, partitions_of, table_assets
 from medallion_assets.domains import DOMAIN_OF
 from medallion_assets.domains.flights.landing import FLIGHTS, stage
 from medallion_assets.framework.landing import folder_fingerprint
+from medallion_assets.framework.maintenance import MaintenanceMeta
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.orchestration.asset_factory import build_assets
 from medallion_assets.orchestration.automation import landing_sensor
@@ -138,6 +140,29 @@ def test_bronze_to_gold_on_databricks_equals_the_local_path(spark, workspace, la
     # The task code (framework, domains, runtime) never loads Dagster: the wheel does not require it.
     assert all(not task.orchestration_modules for task in emulator.task_runs.values())
     print(f"\nDatabricks API calls per partition launch: {calls_per_launch:.1f}")
+
+
+def test_table_maintenance_runs_as_its_bundle_task_over_pipes(workspace) -> None:
+    emulator, root = workspace
+    bronze = AssetKey(["bronze", "airlines"])
+    assert run_chain(databricks_target(emulator, root), [bronze]).success
+    earlier = set(emulator.runs)
+    result = materialize(
+        maintenance_assets_of["flights"],
+        resources={"compute": databricks_target(emulator, root)},
+        selection=[AssetKey(["maintenance", *bronze.path])],
+    )
+    assert result.success
+    (run,) = _remote_runs_of(emulator, "maintain_bronze_airlines", earlier)
+    assert run.result_state == "SUCCESS"
+    metadata = materialization_metadata(result, "maintenance", "bronze__airlines")
+    assert metadata[f"airlines/{MaintenanceMeta.FILES_AFTER}"] == 2  # one file per landed day
+    assert metadata[MaintenanceMeta.RETAIN_HOURS] == 168
+    assert metadata["databricks_run_url"].startswith(emulator.host)
+    commits = (root / "external/warehouse/bronze/airlines/_delta_log").glob("*.json")
+    actions = [json.loads(line) for commit in commits for line in commit.read_text().splitlines()]
+    operations = {action["commitInfo"]["operation"] for action in actions if "commitInfo" in action}
+    assert {"OPTIMIZE", "VACUUM START", "VACUUM END"} <= operations
 
 
 def test_a_remote_failure_shows_the_remote_error_in_dagster(workspace) -> None:

@@ -11,15 +11,17 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
 from medallion_assets.framework.lakehouse import TableLocation
 from medallion_assets.framework.partitions import PartitionWindow
+
+T = TypeVar("T")
 
 # Optimistic-concurrency conflicts: another writer committed first. Replacing the same window again is
 # idempotent, so retrying the commit is always safe. They are recognised by Delta's error conditions, which
@@ -59,6 +61,22 @@ def is_commit_conflict(error: BaseException) -> bool:
 
 
 COMMIT_ATTEMPTS = 5
+
+
+def retry_on_conflict(commit: Callable[[], T]) -> T:
+    """Run `commit` again while another writer's commit conflicts with it, with a growing, jittered pause.
+
+    Only for commits that are safe to repeat: replacing a window, compacting or vacuuming a table.
+    """
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        try:
+            return commit()
+        except Exception as error:
+            if not is_commit_conflict(error) or attempt == COMMIT_ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.5, 1.5) * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
 
 # What Spark and Delta answer for a path that holds no Delta table: nothing there, or files without a log.
 NOT_A_DELTA_TABLE = frozenset({"PATH_NOT_FOUND", "DELTA_TABLE_NOT_FOUND", "DELTA_MISSING_DELTA_TABLE"})
@@ -173,19 +191,9 @@ def write_window(
     )
     if evolve_schema:
         writer = writer.option("mergeSchema", "true")
-    for attempt in range(1, COMMIT_ATTEMPTS + 1):
-        try:
-            if location.is_path:
-                writer.save(location.identifier)
-            else:
-                writer.saveAsTable(location.identifier)
-            break
-        except Exception as error:
-            if not is_commit_conflict(error):
-                raise
-            if attempt == COMMIT_ATTEMPTS:
-                raise
-            time.sleep(random.uniform(0.5, 1.5) * attempt)
+    retry_on_conflict(
+        lambda: writer.save(location.identifier) if location.is_path else writer.saveAsTable(location.identifier)
+    )
     spark = df.sparkSession
     version, rows = tagged_commit(spark, location, token)
     if rows is None:

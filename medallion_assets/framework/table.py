@@ -129,6 +129,36 @@ class Freshness:
             raise ValueError("freshness: warn_after is at least a minute and shorter than fail_after")
 
 
+@dataclass(frozen=True)
+class Maintenance:
+    """How a table stays fast as days pile up: OPTIMIZE, Z-ordered on `zorder_by`, then VACUUM keeping `retain`.
+
+    `zorder_by` names the columns readers filter on within a day (a carrier, a customer); the partition column
+    cannot be one, as Delta Z-orders files within each partition. `retain` is how far back time travel and
+    readers of older versions still find their files. Delta refuses to vacuum with less than its own default of
+    seven days (`delta.deletedFileRetentionDuration`) unless its safety check is switched off, which would delete
+    files that a long query or a concurrent writer still reads, so a declaration cannot ask for less.
+    """
+
+    zorder_by: tuple[str, ...] = ()
+    retain: timedelta = timedelta(days=7)
+
+    def __post_init__(self) -> None:
+        if self.retain < MIN_RETENTION:
+            raise ValueError(
+                f"maintenance: retain at least {MIN_RETENTION.days} days (Delta's deletedFileRetentionDuration); "
+                f"{self.retain} would delete files that readers of recent versions still use"
+            )
+
+    @property
+    def retain_hours(self) -> int:
+        return int(self.retain.total_seconds() // 3600)
+
+
+MIN_RETENTION = timedelta(days=7)
+DEFAULT_MAINTENANCE = Maintenance()
+
+
 # Daily data: a table rebuilt once a day warns an hour past a day without a build, and is late four hours later.
 DAILY_FRESHNESS = Freshness(fail_after=timedelta(hours=29), warn_after=timedelta(hours=25))
 
@@ -175,6 +205,8 @@ class TableDeclaration:
     partition_column: str = DEFAULT_PARTITION_COLUMN
     # When the table must be fresh; gold, which readers wait for, has DAILY_FRESHNESS unless it declares its own.
     freshness: Freshness | None = None
+    # OPTIMIZE and VACUUM, run by the table's maintenance asset on a schedule.
+    maintenance: Maintenance = DEFAULT_MAINTENANCE
 
     def __post_init__(self) -> None:
         if self.key.layer == "bronze":
@@ -190,6 +222,19 @@ class TableDeclaration:
             raise ValueError(f"{self.key}: max_quarantine_rate is a share of rows, from 0 to 1")
         if self.casts and not self.has_quarantine:
             raise ValueError(f"{self.key}: casts parse bronze strings, so they belong to silver tables")
+        self._check_zorder_columns()
+
+    def _check_zorder_columns(self) -> None:
+        zorder = self.maintenance.zorder_by
+        if self.partition_column in zorder:
+            raise ValueError(
+                f"{self.key}: maintenance cannot Z-order by the partition column {self.partition_column}; "
+                "Delta Z-orders the files within each partition"
+            )
+        columns = self.source.columns if self.source is not None else self.output_columns
+        unknown = [column for column in zorder if column not in columns]
+        if unknown:
+            raise ValueError(f"{self.key}: maintenance Z-orders by {unknown}, which the table does not have")
 
     @property
     def expected_freshness(self) -> Freshness | None:

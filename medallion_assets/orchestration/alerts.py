@@ -241,7 +241,7 @@ def freshness_alerts_sensor(assets: Iterable[AssetsDefinition]) -> SensorDefinit
 
     def describe(key: AssetKey) -> str:
         window = getattr(policies[key], "fail_window", None)
-        within = f" within {window.to_timedelta()}" if window is not None else ""
+        within = f" within {window.to_timedelta().total_seconds() / 3600:g} h" if window is not None else ""
         return f"not materialized{within}, as its freshness policy requires; the day it waits for has not been built"
 
     @sensor(

@@ -30,6 +30,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetC
 from medallion_assets.framework import checks
 from medallion_assets.framework.bronze_ingest import bronze_schema
 from medallion_assets.framework.execution import TableCatalog
+from medallion_assets.framework.maintenance import maintenance_path
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import contract_rules
 from medallion_assets.framework.report import split_by_day
@@ -206,6 +207,32 @@ def build_table_asset(
             yield from checks_per_day(context, result, window)
 
     return _materialize
+
+
+MAINTENANCE_GROUP = "maintenance"
+
+
+def build_maintenance_asset(table: TableDeclaration, domain: str) -> AssetsDefinition:
+    """The table's upkeep as an asset of its own: its materialization is one OPTIMIZE and VACUUM of the table."""
+    plan = table.maintenance
+    zorder = f"Z-ordered by `{', '.join(plan.zorder_by)}`" if plan.zorder_by else "compacted (no Z-order declared)"
+    quarantine = f" and its quarantine `{table.quarantine_key}` (compacted)" if table.has_quarantine else ""
+
+    @asset(
+        key=AssetKey(maintenance_path(table.key)),
+        group_name=MAINTENANCE_GROUP,
+        deps=[AssetDep(AssetKey(table.key.path))],
+        kinds={"spark", "delta"},
+        description=f"Delta maintenance of `{table.key}`{quarantine}: OPTIMIZE, {zorder}, then VACUUM keeping "
+        f"{plan.retain_hours} hours of history for time travel and running readers.",
+        owners=[table.owner],
+        retry_policy=TRANSIENT_RETRIES,
+        tags={"layer": MAINTENANCE_GROUP, DOMAIN_TAG: domain},
+    )
+    def _maintain(context: AssetExecutionContext, compute: ComputeTarget) -> MaterializeResult:
+        return compute.maintain(context, table)
+
+    return _maintain
 
 
 def build_assets(

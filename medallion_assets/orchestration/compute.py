@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from dagster import AssetExecutionContext, ConfigurableResource, Failure, MaterializeResult
 
@@ -12,8 +13,11 @@ from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.landing import LandingListing, LocalLanding
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableDeclaration
-from medallion_assets.orchestration.reporting import blocked, to_materialize_result
+from medallion_assets.orchestration.reporting import blocked, to_maintenance_result, to_materialize_result
 from medallion_assets.runtime import protocol
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 class ComputeTarget(ConfigurableResource, ABC):
@@ -25,6 +29,10 @@ class ComputeTarget(ConfigurableResource, ABC):
         catalog: TableCatalog,
         window: PartitionWindow,
     ) -> MaterializeResult: ...
+
+    @abstractmethod
+    def maintain(self, context: AssetExecutionContext, table: TableDeclaration) -> MaterializeResult:
+        """OPTIMIZE and VACUUM `table` (and its quarantine) where its builds run."""
 
     @abstractmethod
     def landing(self) -> LandingListing:
@@ -39,6 +47,21 @@ class LocalSparkCompute(ComputeTarget):
     def landing(self) -> LandingListing:
         return LocalLanding(PathLakehouse(self.home).landing_root)
 
+    def _spark(self, context: AssetExecutionContext) -> SparkSession:
+        from medallion_assets.embedded.spark import local_spark_session, local_spark_started
+
+        if not local_spark_started():
+            context.log.info(
+                "starting local Spark (about 10 s; a machine's first start also fetches Delta's jars from Maven "
+                "Central and builds a class archive in the background, so later starts are faster)"
+            )
+        return local_spark_session()
+
+    def maintain(self, context: AssetExecutionContext, table: TableDeclaration) -> MaterializeResult:
+        from medallion_assets.framework.maintenance import maintain_table
+
+        return to_maintenance_result(maintain_table(self._spark(context), PathLakehouse(self.home), table))
+
     def materialize(
         self,
         context: AssetExecutionContext,
@@ -46,15 +69,10 @@ class LocalSparkCompute(ComputeTarget):
         catalog: TableCatalog,
         window: PartitionWindow,
     ) -> MaterializeResult:
-        from medallion_assets.embedded.spark import local_spark_session, local_spark_started, tune_for_window
+        from medallion_assets.embedded.spark import tune_for_window
 
-        if not local_spark_started():
-            context.log.info(
-                "starting local Spark (about 10 s; a machine's first start also fetches Delta's jars from Maven "
-                "Central and builds a class archive in the background, so later starts are faster)"
-            )
+        spark = self._spark(context)
         context.log.debug(f"building {table.key} for {window} on local Spark")
-        spark = local_spark_session()
         tune_for_window(spark, window.day_count)
         try:
             report = run_table(

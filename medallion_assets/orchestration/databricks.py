@@ -38,7 +38,7 @@ from medallion_assets.orchestration.volume_pipes import (
     LaunchFolderMessageReader,
 )
 from medallion_assets.runtime import protocol
-from medallion_assets.runtime.bundle import task_key
+from medallion_assets.runtime.bundle import maintenance_task_key, task_key
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
@@ -195,6 +195,15 @@ class DatabricksCompute(ComputeTarget):
         catalog: TableCatalog,
         window: PartitionWindow,
     ) -> MaterializeResult:
+        return self._run_task(context, table, task_key(table.key), window)
+
+    def maintain(self, context: AssetExecutionContext, table: TableDeclaration) -> MaterializeResult:
+        return self._run_task(context, table, maintenance_task_key(table.key), None)
+
+    def _run_task(
+        self, context: AssetExecutionContext, table: TableDeclaration, task: str, window: PartitionWindow | None
+    ) -> MaterializeResult:
+        """Run one task of the domain's deployed job over Pipes, and return what it reported."""
         from databricks.sdk.errors import PermissionDenied, Unauthenticated
 
         from medallion_assets.domains import DOMAIN_OF
@@ -208,21 +217,21 @@ class DatabricksCompute(ComputeTarget):
                 allow_retries=False,
             ) from None
         injector, reader = self._pipes_channel()
-        first, last = window.start.isoformat(), window.last_day.isoformat()
         # Pipes gives the remote side no time window for range runs, so the window travels explicitly.
+        days = (
+            {protocol.PARTITION_START: window.start.isoformat(), protocol.PARTITION_END: window.last_day.isoformat()}
+            if window is not None
+            else {}
+        )
         with open_pipes_session(
-            context=context,
-            context_injector=injector,
-            message_reader=reader,
-            extras={protocol.PARTITION_START: first, protocol.PARTITION_END: last},
+            context=context, context_injector=injector, message_reader=reader, extras=days
         ) as session:
             bootstrap = session.get_bootstrap_cli_arguments()
             submission: dict[str, Any] = {
                 "job_id": job.job_id,
-                "only": [task_key(table.key)],
+                "only": [task],
                 "job_parameters": {
-                    protocol.PARTITION_START: first,
-                    protocol.PARTITION_END: last,
+                    **days,
                     protocol.PIPES_CONTEXT: bootstrap["--dagster-pipes-context"],
                     protocol.PIPES_MESSAGES: bootstrap["--dagster-pipes-messages"],
                     protocol.ACCEPTED_CHECKS: context.run.tags.get(protocol.ACCEPT_CHECKS_TAG, ""),
@@ -232,7 +241,7 @@ class DatabricksCompute(ComputeTarget):
             }
             try:
                 run_id = self.client.jobs.run_now(**submission).bind()["run_id"]
-                run = self._wait(run_id, job, task_key(table.key), expected_seconds=_last_run_seconds(context))
+                run = self._wait(run_id, job, task, expected_seconds=_last_run_seconds(context))
             except DagsterExecutionInterruptedError as interrupt:
                 # An interrupt can land while run-now is in flight, after the workspace started the run but before
                 # its id came back. Repeating run-now with the token finds that run, so it is cancelled either way.

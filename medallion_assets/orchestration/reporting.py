@@ -7,6 +7,7 @@ from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetKey, Failure, MaterializeResult, MetadataValue
 
+from medallion_assets.framework.maintenance import MaintenanceReport
 from medallion_assets.framework.report import TableRunReport
 
 
@@ -35,6 +36,12 @@ def to_materialize_result(report: TableRunReport) -> MaterializeResult:
         asset_key=AssetKey(report.table.path),
         metadata={key: metadata_value(value) for key, value in report.metadata.items()},
         check_results=to_check_results(report),
+    )
+
+
+def to_maintenance_result(report: MaintenanceReport) -> MaterializeResult:
+    return MaterializeResult(
+        asset_key=AssetKey(report.path), metadata={key: metadata_value(value) for key, value in report.metadata.items()}
     )
 
 

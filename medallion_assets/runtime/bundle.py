@@ -77,6 +77,10 @@ def task_key(key: TableKey) -> str:
     return f"{key.layer}_{key.name}"
 
 
+def maintenance_task_key(key: TableKey) -> str:
+    return f"maintain_{key.layer}_{key.name}"
+
+
 def job_resource_name(domain: str, compute: str) -> str:
     return f"medallion_{domain}" if compute == "serverless" else f"medallion_{domain}_{compute}"
 
@@ -97,6 +101,17 @@ def task_parameters(key: TableKey, pipes_transport: str) -> list[str]:
         "--partition-start", _job_parameter(PARTITION_START),
         "--partition-end", _job_parameter(PARTITION_END),
         "--accepted-checks", _job_parameter(ACCEPTED_CHECKS),
+        *_location_parameters(pipes_transport),
+    ]  # fmt: skip
+
+
+def maintenance_task_parameters(key: TableKey, pipes_transport: str) -> list[str]:
+    return ["--table", str(key), "--maintain", *_location_parameters(pipes_transport)]
+
+
+def _location_parameters(pipes_transport: str) -> list[str]:
+    """Where the tables and landed files are, and how the task talks back to Dagster."""
+    return [
         "--catalog", _var("catalog"),
         "--bronze-schema", _var("bronze_schema"),
         "--silver-schema", _var("silver_schema"),
@@ -127,17 +142,29 @@ def _task(table: TableDeclaration, compute: Compute) -> dict[str, Any]:
     task: dict[str, Any] = {"task_key": task_key(table.key), "description": table.description.split(".")[0]}
     if table.upstream_keys:
         task["depends_on"] = [{"task_key": task_key(upstream)} for upstream in table.upstream_keys]
+    return _wheel_task(task, task_parameters(table.key, PIPES_TRANSPORT_OF[compute]), compute)
+
+
+def _maintenance_task(table: TableDeclaration, compute: Compute) -> dict[str, Any]:
+    """OPTIMIZE and VACUUM a table, after its build when the whole graph runs, so the two never overlap there."""
+    plan = table.maintenance
+    zorder = f", Z-ordered by {', '.join(plan.zorder_by)}" if plan.zorder_by else ""
+    task: dict[str, Any] = {
+        "task_key": maintenance_task_key(table.key),
+        "description": f"OPTIMIZE {table.key}{zorder}, then VACUUM keeping {plan.retain_hours} hours",
+        "depends_on": [{"task_key": task_key(table.key)}],
+    }
+    return _wheel_task(task, maintenance_task_parameters(table.key, PIPES_TRANSPORT_OF[compute]), compute)
+
+
+def _wheel_task(task: dict[str, Any], parameters: list[str], compute: Compute) -> dict[str, Any]:
     if compute == "serverless":
         task["environment_key"] = ENVIRONMENT_KEY
     else:
         task["job_cluster_key"] = JOB_CLUSTER_KEY
         task["libraries"] = [{"whl": WHEEL}]
     task["timeout_seconds"] = _var(TASK_TIMEOUT_VARIABLE)
-    task["python_wheel_task"] = {
-        "package_name": PACKAGE,
-        "entry_point": ENTRY_POINT,
-        "parameters": task_parameters(table.key, PIPES_TRANSPORT_OF[compute]),
-    }
+    task["python_wheel_task"] = {"package_name": PACKAGE, "entry_point": ENTRY_POINT, "parameters": parameters}
     return task
 
 
@@ -148,7 +175,8 @@ def job(domain: str, tables: Iterable[TableDeclaration], compute: Compute) -> di
     )
     definition: dict[str, Any] = {
         "name": job_resource_name(domain, compute),
-        "description": f"The {domain} medallion tables, bronze to gold, on {compute} compute. {runs}",
+        "description": f"The {domain} medallion tables, bronze to gold, each with its OPTIMIZE and VACUUM task, on "
+        f"{compute} compute. {runs}",
         # Dagster finds the job of its own target and compute by these tags, whatever the dev name prefix.
         "tags": {DOMAIN_TAG: domain, COMPUTE_TAG: compute, TARGET_TAG: "${bundle.target}"},
         "max_concurrent_runs": 10,
@@ -176,7 +204,11 @@ def job(domain: str, tables: Iterable[TableDeclaration], compute: Compute) -> di
                 },
             }
         ]
-    definition["tasks"] = [_task(table, compute) for table in tables]
+    tables = list(tables)
+    definition["tasks"] = [
+        *(_task(table, compute) for table in tables),
+        *(_maintenance_task(table, compute) for table in tables),
+    ]
     return definition
 
 
@@ -213,7 +245,8 @@ def bundle_document(domains: dict[str, list[TableDeclaration]]) -> dict[str, Any
         for domain, tables in domains.items()
         for compute in COMPUTES
     }
-    longest_chain = max((chain_length(tables) for tables in domains.values()), default=1)
+    # A whole-graph run ends each chain with its last table's maintenance task.
+    longest_chain = max((chain_length(tables) for tables in domains.values()), default=0) + 1
     return {
         "bundle": {"name": PACKAGE},
         "variables": {

@@ -2,16 +2,18 @@
 
 It runs the same table declaration, transform, Delta write and Pandera checks as the local path
 (`run_table`), and reports the materialization and every check back to Dagster over Pipes. Started
-without Pipes parameters (the bundle's own schedule), it runs the table standalone.
+without Pipes parameters (the bundle's own schedule), it runs the table standalone. With `--maintain` it runs the
+table's maintenance (OPTIMIZE, then VACUUM) instead, and reports it as the table's maintenance asset.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medallion_assets.framework.errors import TableBuildError, is_data_error
 from medallion_assets.framework.lakehouse import Lakehouse, PathLakehouse, UnityCatalogLakehouse
@@ -20,6 +22,7 @@ from medallion_assets.framework.table import TableKey
 from medallion_assets.runtime import protocol
 
 if TYPE_CHECKING:
+    from medallion_assets.framework.maintenance import MaintenanceReport
     from medallion_assets.framework.report import TableRunReport
 
 PIPES_TRANSPORTS = tuple(sorted(set(protocol.PIPES_TRANSPORT_OF.values())))
@@ -32,6 +35,9 @@ class UnknownTable(TableBuildError):
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog=protocol.ENTRY_POINT, description=__doc__)
     parser.add_argument("--table", required=True, help="layer/name, e.g. silver/flights")
+    parser.add_argument(
+        "--maintain", action="store_true", help="OPTIMIZE and VACUUM the table instead of building a window of it"
+    )
     parser.add_argument("--partition-start", default="", help="first day; empty means yesterday (UTC)")
     parser.add_argument("--partition-end", default="", help="last day, inclusive; empty means the first day")
     parser.add_argument(
@@ -97,7 +103,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     window = partition_window(args)
     key = table_key(args.table)
-    if args.dagster_pipes_context:
+    if args.maintain and args.dagster_pipes_context:
+        maintain_with_pipes(args, key)
+    elif args.maintain:
+        maintain_standalone(args, key)
+    elif args.dagster_pipes_context:
         run_with_pipes(args, key, window)
     else:
         run_standalone(args, key, window)
@@ -119,6 +129,14 @@ def _build(args: argparse.Namespace, key: TableKey, window: PartitionWindow, run
     )
 
 
+def _maintain(args: argparse.Namespace, key: TableKey) -> MaintenanceReport:
+    from medallion_assets.domains import CATALOG
+    from medallion_assets.embedded.spark import runtime_spark_session
+    from medallion_assets.framework.maintenance import maintain_table
+
+    return maintain_table(runtime_spark_session(), lakehouse_for(args), CATALOG[key])
+
+
 def _raise_unless_committed(report: TableRunReport) -> None:
     if not report.committed:
         raise report.blocked_error()
@@ -131,10 +149,18 @@ def run_standalone(args: argparse.Namespace, key: TableKey, window: PartitionWin
     return report
 
 
-def run_with_pipes(args: argparse.Namespace, key: TableKey, window: PartitionWindow) -> None:
-    from dagster_pipes import PipesMappingParamsLoader, open_dagster_pipes
+def maintain_standalone(args: argparse.Namespace, key: TableKey) -> MaintenanceReport:
+    report = _maintain(args, key)
+    print(f"{protocol.ENTRY_POINT}: maintained {key}: {report.metadata}")
+    return report
 
-    from medallion_assets.runtime.reporting_pipes import report_checks_over_pipes, report_materialization_over_pipes
+
+@contextmanager
+def _pipes(args: argparse.Namespace) -> Iterator[Any]:
+    """A Pipes session to the Dagster run that launched this task. A failure inside it is reported, in a structure
+    and not in log text, with whether the same input would fail the same way again; then the task fails by
+    raising."""
+    from dagster_pipes import PipesMappingParamsLoader, open_dagster_pipes
 
     context_loader, message_writer = _pipes_components(args.pipes_transport)
     params = PipesMappingParamsLoader(
@@ -143,17 +169,30 @@ def run_with_pipes(args: argparse.Namespace, key: TableKey, window: PartitionWin
     with open_dagster_pipes(
         context_loader=context_loader, message_writer=message_writer, params_loader=params
     ) as pipes:
-        pipes.log.info(f"building {key} for {window} on Databricks")
         try:
-            report = _build(args, key, window, run_id=pipes.run_id)
-            report_checks_over_pipes(pipes, report)
-            _raise_unless_committed(report)
-            report_materialization_over_pipes(pipes, report)
+            yield pipes
         except Exception as error:
-            # The task fails by raising; this message tells Dagster, in a structure and not in log text,
-            # whether the same input would fail the same way again.
             pipes.report_custom_message(protocol.failure_message(error, retryable=not is_data_error(error)))
             raise
+
+
+def run_with_pipes(args: argparse.Namespace, key: TableKey, window: PartitionWindow) -> None:
+    from medallion_assets.runtime.reporting_pipes import report_checks_over_pipes, report_materialization_over_pipes
+
+    with _pipes(args) as pipes:
+        pipes.log.info(f"building {key} for {window} on Databricks")
+        report = _build(args, key, window, run_id=pipes.run_id)
+        report_checks_over_pipes(pipes, report)
+        _raise_unless_committed(report)
+        report_materialization_over_pipes(pipes, report)
+
+
+def maintain_with_pipes(args: argparse.Namespace, key: TableKey) -> None:
+    from medallion_assets.runtime.reporting_pipes import report_maintenance_over_pipes
+
+    with _pipes(args) as pipes:
+        pipes.log.info(f"maintaining {key} on Databricks: OPTIMIZE, then VACUUM")
+        report_maintenance_over_pipes(pipes, _maintain(args, key))
 
 
 if __name__ == "__main__":

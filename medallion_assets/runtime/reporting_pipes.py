@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from medallion_assets.framework.maintenance import MaintenanceReport
 from medallion_assets.framework.report import TableRunReport
 
 
@@ -37,3 +38,7 @@ def report_checks_over_pipes(pipes: Any, report: TableRunReport) -> None:
 
 def report_materialization_over_pipes(pipes: Any, report: TableRunReport) -> None:
     pipes.report_asset_materialization(metadata=_pipes_metadata(report.metadata), asset_key="/".join(report.table.path))
+
+
+def report_maintenance_over_pipes(pipes: Any, report: MaintenanceReport) -> None:
+    pipes.report_asset_materialization(metadata=_pipes_metadata(report.metadata), asset_key="/".join(report.path))

@@ -12,6 +12,7 @@ from medallion_assets.framework.declare import (
     Contract,
     Field,
     ForeignKey,
+    Maintenance,
     TableDeclaration,
     TableKey,
     TransformContext,
@@ -317,6 +318,7 @@ GOLD_TABLES = [
         },
         transform=transform_fact_flights,
         contract=FactFlights,
+        maintenance=Maintenance(zorder_by=("carrier_key", "origin_airport_key")),
         conservation=Conservation("flights"),
         foreign_keys=[
             ForeignKey("dim_date", "date_key", _dim("dim_date"), "date_key"),

@@ -9,6 +9,7 @@ from pyspark.sql import functions as F
 from medallion_assets.framework.declare import (
     Contract,
     Field,
+    Maintenance,
     Rule,
     Scd2,
     Scd2Columns,
@@ -336,6 +337,8 @@ SILVER_TABLES = [
         },
         transform=transform_flights,
         contract=SilverFlights,
+        # Readers of a day's flights look for a carrier's or an airport's.
+        maintenance=Maintenance(zorder_by=("carrier", "origin")),
         rules=[
             _hhmm_rule("sched_dep_time", 2359),
             _hhmm_rule("sched_arr_time", 2359),

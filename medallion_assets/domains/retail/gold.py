@@ -16,6 +16,7 @@ from medallion_assets.framework.declare import (
     Contract,
     Field,
     ForeignKey,
+    Maintenance,
     TableDeclaration,
     TableKey,
     TransformContext,
@@ -357,6 +358,7 @@ GOLD_TABLES = [
         },
         transform=transform_fact_sales,
         contract=FactSales,
+        maintenance=Maintenance(zorder_by=("customer_key", "part_key")),
         conservation=Conservation("lines"),
         foreign_keys=[
             ForeignKey("dim_calendar", "date_key", _gold("dim_calendar"), "date_key"),

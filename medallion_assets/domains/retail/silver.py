@@ -7,6 +7,7 @@ import pyspark.sql.types as T
 from medallion_assets.framework.declare import (
     Contract,
     Field,
+    Maintenance,
     Rule,
     Scd2,
     Scd2Columns,
@@ -190,6 +191,8 @@ SILVER_TABLES = [
             }
         ),
         contract=SilverLineitem,
+        # Line items are looked up by the part or the supplier they sold.
+        maintenance=Maintenance(zorder_by=("partkey", "suppkey")),
         rules=[
             Rule(
                 "shipped_after_order",
