@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from dagster import AssetKey, DagsterEventType, ExecuteInProcessResult, materialize
 
 from medallion_assets.definitions import assets_of
+from medallion_assets.framework import delta_io
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import TableKey
@@ -85,3 +87,18 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2
             return True
         time.sleep(interval)
     return False
+
+
+def record_commit_conflicts(monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
+    """From now on, every Delta commit conflict that delta_io recognises, and so retries, lands in the list."""
+    recognised: list[BaseException] = []
+    is_conflict = delta_io.is_commit_conflict
+
+    def recording(error: BaseException) -> bool:
+        if is_conflict(error):
+            recognised.append(error)
+            return True
+        return False
+
+    monkeypatch.setattr(delta_io, "is_commit_conflict", recording)
+    return recognised

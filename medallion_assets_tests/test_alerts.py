@@ -212,8 +212,7 @@ def test_a_table_whose_next_day_lands_late_sends_one_alert_per_lapse(webhook: We
             ("table_late", "gold/carrier_daily_performance", "2013-01-04", None, None)
         ]
         assert webhook.received[0]["reason"] == (
-            "not materialized within 29 h, as its freshness policy requires; "
-            "the day it waits for has not been built"
+            "not materialized within 29 h, as its freshness policy requires; the day it waits for has not been built"
         )
 
         # Still late an hour on: the daemon records no new change, and the lapse is not sent again.

@@ -20,7 +20,6 @@ from dagster import AssetKey, materialize
 
 from medallion_assets.definitions import defs, maintenance_assets_of
 from medallion_assets.domains import CATALOG, DOMAINS
-from medallion_assets.framework import delta_io
 from medallion_assets.framework.delta_io import sql_name, write_window
 from medallion_assets.framework.lakehouse import PathLakehouse
 from medallion_assets.framework.maintenance import MaintenanceMeta, maintain_table, maintenance_path
@@ -28,7 +27,7 @@ from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import Maintenance, TableDeclaration, TableKey
 from medallion_assets.orchestration.compute import LocalSparkCompute
 from medallion_assets.runtime.bundle import bundle_document, maintenance_task_key, task_key
-from medallion_assets_tests.support import TWO_DAYS, read, sorted_rows
+from medallion_assets_tests.support import TWO_DAYS, read, record_commit_conflicts, sorted_rows
 
 SILVER_FLIGHTS = CATALOG[TableKey("silver", "flights")]
 WINDOW = PartitionWindow.for_keys(*TWO_DAYS)
@@ -114,16 +113,7 @@ def test_maintenance_and_a_write_of_the_same_table_at_once_both_complete(
     stored = read(spark, lakehouse_copy, "silver", "flights")
     expected = sorted_rows(stored)
     rows = spark.createDataFrame(stored.collect(), stored.schema)
-    retried: list[BaseException] = []
-    is_conflict = delta_io.is_commit_conflict
-
-    def recording(error: BaseException) -> bool:
-        if is_conflict(error):
-            retried.append(error)
-            return True
-        return False
-
-    monkeypatch.setattr(delta_io, "is_commit_conflict", recording)
+    retried = record_commit_conflicts(monkeypatch)
     rounds = 0
     # A rebuild of the window and a maintenance pass overlap in time; rounds make at least one conflict all but
     # certain, and every round must end with both done and the same rows.

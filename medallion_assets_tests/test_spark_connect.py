@@ -33,7 +33,12 @@ from medallion_assets.framework.report import Meta, split_by_day
 from medallion_assets.framework.table import TableKey
 from medallion_assets.runtime import entrypoint
 from medallion_assets_tests.conftest import TWO_DAYS
-from medallion_assets_tests.support import LakehouseRun, materialization_metadata, sorted_rows
+from medallion_assets_tests.support import (
+    LakehouseRun,
+    materialization_metadata,
+    record_commit_conflicts,
+    sorted_rows,
+)
 
 # The tables of the shared two-day lakehouse, in dependency order.
 CATALOG = {table.key: table for table in flights.TABLES}
@@ -260,16 +265,7 @@ def test_commit_conflicts_over_spark_connect_are_recognised_and_retried(
     assert raw_errors, "three writers replacing one window never conflicted"
     assert all(delta_io.is_commit_conflict(error) for error in raw_errors), [type(e) for e in raw_errors]
 
-    recognised: list[BaseException] = []
-    is_conflict = delta_io.is_commit_conflict
-
-    def recording(error: BaseException) -> bool:
-        if is_conflict(error):
-            recognised.append(error)
-            return True
-        return False
-
-    monkeypatch.setattr(delta_io, "is_commit_conflict", recording)
+    recognised = record_commit_conflicts(monkeypatch)
     monkeypatch.setattr(delta_io.random, "uniform", lambda low, high: 0.0)  # retry at once
     commits: list[delta_io.Commit] = []
     _concurrently(lambda: commits.append(write_window(frame, location, FIRST, "day")))
