@@ -53,6 +53,7 @@ def test_each_write_reports_its_own_version_and_the_rows_of_its_window(spark, tm
     # The commit's userMetadata is JSON: the write's own token, and the note a reader pairs commits by.
     note = delta_io.commit_note(latest_commit(spark, location)["userMetadata"])
     assert note["build"] == "b-1" and len(note[delta_io.WRITE_TOKEN]) == 32
+    assert note[delta_io.WRITTEN_DAYS] == [FIRST.start.isoformat(), FIRST.last_day.isoformat()]
 
 
 def test_an_empty_write_into_an_empty_window_commits_nothing_and_counts_zero(spark, tmp_path: Path) -> None:

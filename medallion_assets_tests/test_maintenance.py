@@ -22,7 +22,12 @@ from medallion_assets.definitions import defs, maintenance_assets_of
 from medallion_assets.domains import CATALOG, DOMAINS
 from medallion_assets.framework.delta_io import sql_name, write_window
 from medallion_assets.framework.lakehouse import PathLakehouse
-from medallion_assets.framework.maintenance import MaintenanceMeta, maintain_table, maintenance_path
+from medallion_assets.framework.maintenance import (
+    MaintenanceMeta,
+    days_written_since_zorder,
+    maintain_table,
+    maintenance_path,
+)
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import Maintenance, TableDeclaration, TableKey
 from medallion_assets.orchestration.compute import LocalSparkCompute
@@ -78,6 +83,29 @@ def test_maintenance_zorders_vacuums_aged_files_only_and_changes_no_row(spark: A
     operations = {row["operation"]: row for row in _history(spark, lakehouse_copy, key)}
     assert operations["OPTIMIZE"]["operationParameters"]["zOrderBy"] == '["carrier","origin"]'
     assert {"VACUUM START", "VACUUM END"} <= set(operations)
+
+
+def test_each_pass_zorders_only_the_days_written_since_the_last(spark: Any, lakehouse_copy: Path) -> None:
+    lakehouse = PathLakehouse(str(lakehouse_copy))
+    location = lakehouse.table(SILVER_FLIGHTS.key)
+    first = maintain_table(spark, lakehouse, SILVER_FLIGHTS).metadata
+    # No pass yet: every day is Z-ordered.
+    assert first[f"flights/{MaintenanceMeta.DAYS_OPTIMIZED}"] == "all"
+    assert first[f"flights/{MaintenanceMeta.FILES_REWRITTEN}"] == len(TWO_DAYS)
+    assert days_written_since_zorder(spark, location, SILVER_FLIGHTS.maintenance.zorder_by) == []
+    unchanged = maintain_table(spark, lakehouse, SILVER_FLIGHTS).metadata
+    assert unchanged[f"flights/{MaintenanceMeta.FILES_REWRITTEN}"] == 0
+
+    # A re-run of the second day: the next pass rewrites that day's file only.
+    second_day = PartitionWindow.for_keys(TWO_DAYS[1], TWO_DAYS[1])
+    stored = read(spark, lakehouse_copy, "silver", "flights").where(second_day.predicate("partition_date"))
+    write_window(spark.createDataFrame(stored.collect(), stored.schema), location, second_day, "partition_date")
+    assert days_written_since_zorder(spark, location, SILVER_FLIGHTS.maintenance.zorder_by) == [second_day]
+    rerun = maintain_table(spark, lakehouse, SILVER_FLIGHTS).metadata
+    assert rerun[f"flights/{MaintenanceMeta.DAYS_OPTIMIZED}"] == 1
+    assert rerun[f"flights/{MaintenanceMeta.FILES_REWRITTEN}"] == 1
+    # Z-ordered by other columns than the declaration's: every day again.
+    assert days_written_since_zorder(spark, location, ("dest",)) is None
 
 
 def test_a_table_not_built_yet_is_skipped_not_failed(spark: Any, tmp_path: Path) -> None:

@@ -175,7 +175,8 @@ def write_window(
     metadata (JSON), for readers: which build wrote it, and what an operator accepted.
     """
     token = uuid.uuid4().hex
-    user_metadata = json.dumps({WRITE_TOKEN: token, **(note or {})}, sort_keys=True)
+    written = [window.start.isoformat(), window.last_day.isoformat()]
+    user_metadata = json.dumps({WRITE_TOKEN: token, WRITTEN_DAYS: written, **(note or {})}, sort_keys=True)
     writer = (
         # One file per day: the rows of each day go to one task, which writes that day's file. Without it each
         # task wrote a file for every day it held (silver/flights over a year: 4 tasks x 365 days, 1,460 files,
@@ -213,6 +214,8 @@ def _committed_rows(commit_info: dict[str, Any]) -> int | None:
 
 
 WRITE_TOKEN = "medallion_write"
+# In the same note: the first and last day the write replaced, so maintenance finds the days changed since its pass.
+WRITTEN_DAYS = "medallion_days"
 
 
 def commit_note(user_metadata: str | None) -> dict[str, Any]:

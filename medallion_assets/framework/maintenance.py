@@ -13,15 +13,18 @@ OPTIMIZE compacts again, and neither loses a row.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, Final
 
 from pyspark.sql import SparkSession
 
-from medallion_assets.framework.delta_io import retry_on_conflict, sql_name, table_exists
+from medallion_assets.framework.delta_io import WRITTEN_DAYS, commit_note, retry_on_conflict, sql_name, table_exists
 from medallion_assets.framework.lakehouse import Lakehouse, TableLocation
-from medallion_assets.framework.table import Maintenance, TableDeclaration, TableKey
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.framework.table import TableDeclaration, TableKey
 
 # A maintenance asset's key is its table's, under this prefix: `maintenance/silver/flights`.
 MAINTENANCE_PREFIX: Final = "maintenance"
@@ -37,6 +40,7 @@ class MaintenanceMeta:
     FILES_BEFORE = "files_before"
     FILES_AFTER = "files_after"
     BYTES_AFTER = "bytes_after"
+    DAYS_OPTIMIZED = "days_optimized"
     FILES_REWRITTEN = "files_rewritten"
     FILES_WRITTEN = "files_written"
     FILES_VACUUMED = "files_vacuumed"
@@ -73,21 +77,126 @@ def _vacuumed_files(spark: SparkSession, location: TableLocation) -> int | None:
     return int((row["operationMetrics"] or {}).get("numDeletedFiles", 0))
 
 
+@dataclass(frozen=True)
+class _Commit:
+    version: int
+    read_version: int | None
+    operation: str
+    zorder_by: list[str] | None
+    written: PartitionWindow | None
+
+
+MAINTENANCE_OPERATIONS = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+# How many of the newest commits a pass searches for the last one: a week of daily writes, backfills and re-runs.
+ZORDER_LOOKBACK = 200
+
+
+def _commits(spark: SparkSession, location: TableLocation) -> list[_Commit]:
+    """The newest commits, newest first, with what maintenance needs of each."""
+    history = spark.sql(f"DESCRIBE HISTORY {sql_name(location)} LIMIT {ZORDER_LOOKBACK}")
+    commits = []
+    for row in history.select("version", "readVersion", "operation", "operationParameters", "userMetadata").collect():
+        parameters = row["operationParameters"] or {}
+        days = commit_note(row["userMetadata"]).get(WRITTEN_DAYS)
+        commits.append(
+            _Commit(
+                version=int(row["version"]),
+                read_version=None if row["readVersion"] is None else int(row["readVersion"]),
+                operation=row["operation"],
+                zorder_by=json.loads(parameters["zOrderBy"]) if parameters.get("zOrderBy") else None,
+                written=PartitionWindow.for_keys(*days) if days else None,
+            )
+        )
+    return commits
+
+
+def _writes_between(commits: list[_Commit], after: int, up_to: int) -> list[PartitionWindow] | None:
+    """The windows our writes replaced in versions (after, up_to]; None if a commit there is not ours."""
+    windows = []
+    for commit in commits:
+        if after < commit.version <= up_to and commit.operation not in MAINTENANCE_OPERATIONS:
+            if commit.written is None:
+                return None
+            windows.append(commit.written)
+    return windows
+
+
+def days_written_since_zorder(
+    spark: SparkSession, location: TableLocation, zorder_by: tuple[str, ...]
+) -> list[PartitionWindow] | None:
+    """The windows our writes replaced since the table was last Z-ordered by `zorder_by`; None means every day.
+
+    Delta does not remember which files are Z-ordered, so OPTIMIZE ZORDER BY rewrites every file it is given, each
+    time: a year-long table's weekly pass would rewrite the whole year. Every write of ours notes its days in its
+    commit (`delta_io.WRITTEN_DAYS`), so a pass can be limited to the days written after the version the last pass
+    read. A commit there that is not ours, or a last pass further back than the history searched, means every day.
+    """
+    commits = _commits(spark, location)
+    last = next((c for c in commits if c.operation == "OPTIMIZE" and c.zorder_by == list(zorder_by)), None)
+    if last is None or last.read_version is None:
+        return None
+    return _writes_between(commits, last.read_version, commits[0].version)
+
+
+def _run_optimize(spark: SparkSession, statement: str) -> tuple[int, int]:
+    """Files an OPTIMIZE statement rewrote and wrote, retried while a build's commit conflicts with it."""
+    (optimized,) = retry_on_conflict(lambda: spark.sql(statement).collect())
+    return int(optimized["metrics"]["numFilesRemoved"]), int(optimized["metrics"]["numFilesAdded"])
+
+
+def _optimize(
+    spark: SparkSession, location: TableLocation, zorder_by: tuple[str, ...], partition_column: str
+) -> dict[str, Any]:
+    """OPTIMIZE, Z-ordered and limited to the days written since the last pass when `zorder_by` names columns."""
+    statement = f"OPTIMIZE {sql_name(location)}"
+    if not zorder_by:
+        # Compaction alone leaves a day's single file untouched, so every pass costs only what changed.
+        rewritten, written = _run_optimize(spark, statement)
+        return {
+            MaintenanceMeta.DAYS_OPTIMIZED: "all",
+            MaintenanceMeta.FILES_REWRITTEN: rewritten,
+            MaintenanceMeta.FILES_WRITTEN: written,
+        }
+    zorder = f" ZORDER BY ({', '.join(f'`{column}`' for column in zorder_by)})"
+    pending = days_written_since_zorder(spark, location, zorder_by)
+    seen = _commits(spark, location)[0].version
+    days: set[date] | None = set()
+    rewritten = written = 0
+    while pending != []:
+        if pending is None:
+            where, days = "", None
+        else:
+            where = " WHERE " + " OR ".join(f"({window.predicate(partition_column)})" for window in pending)
+            if days is not None:
+                days.update(day for window in pending for day in window.days())
+        files = _run_optimize(spark, statement + where + zorder)
+        rewritten, written = rewritten + files[0], written + files[1]
+        # A write that committed after the days were chosen, but before OPTIMIZE read the table, is in the version
+        # this pass Z-ordered from, yet its days were not in the WHERE: the next pass would take them as done.
+        commits = _commits(spark, location)
+        this_pass = next(c for c in commits if c.operation == "OPTIMIZE" and c.zorder_by == list(zorder_by))
+        pending = _writes_between(commits, seen, this_pass.read_version or seen)
+        seen = commits[0].version
+    return {
+        MaintenanceMeta.DAYS_OPTIMIZED: "all" if days is None else len(days),
+        MaintenanceMeta.FILES_REWRITTEN: rewritten,
+        MaintenanceMeta.FILES_WRITTEN: written,
+    }
+
+
 def _maintain_one(
-    spark: SparkSession, location: TableLocation, zorder_by: tuple[str, ...], plan: Maintenance
+    spark: SparkSession, location: TableLocation, zorder_by: tuple[str, ...], table: TableDeclaration
 ) -> dict[str, Any]:
     if not table_exists(spark, location):
         return {MaintenanceMeta.SKIPPED: "not built yet"}
     files_before, _ = _detail(spark, location)
-    zorder = f" ZORDER BY ({', '.join(f'`{column}`' for column in zorder_by)})" if zorder_by else ""
-    (optimized,) = retry_on_conflict(lambda: spark.sql(f"OPTIMIZE {sql_name(location)}{zorder}").collect())
-    metrics = optimized["metrics"]
-    retry_on_conflict(lambda: spark.sql(f"VACUUM {sql_name(location)} RETAIN {plan.retain_hours} HOURS").collect())
+    optimized = _optimize(spark, location, zorder_by, table.partition_column)
+    retain = table.maintenance.retain_hours
+    retry_on_conflict(lambda: spark.sql(f"VACUUM {sql_name(location)} RETAIN {retain} HOURS").collect())
     files_after, bytes_after = _detail(spark, location)
     figures: dict[str, Any] = {
         MaintenanceMeta.FILES_BEFORE: files_before,
-        MaintenanceMeta.FILES_REWRITTEN: int(metrics["numFilesRemoved"]),
-        MaintenanceMeta.FILES_WRITTEN: int(metrics["numFilesAdded"]),
+        **optimized,
         MaintenanceMeta.FILES_AFTER: files_after,
         MaintenanceMeta.BYTES_AFTER: bytes_after,
     }
@@ -103,11 +212,10 @@ def maintain_table(spark: SparkSession, lakehouse: Lakehouse, table: TableDeclar
     report = MaintenanceReport(table.key)
     report.metadata[MaintenanceMeta.ZORDER_BY] = ", ".join(table.maintenance.zorder_by) or "(none: compaction only)"
     report.metadata[MaintenanceMeta.RETAIN_HOURS] = table.maintenance.retain_hours
-    plan = table.maintenance
     # The quarantine keeps bronze's lines, not the table's columns: it is compacted, not Z-ordered.
-    parts = {table.key: plan.zorder_by, **({table.quarantine_key: ()} if table.has_quarantine else {})}
+    parts = {table.key: table.maintenance.zorder_by, **({table.quarantine_key: ()} if table.has_quarantine else {})}
     for key, zorder_by in parts.items():
-        for name, value in _maintain_one(spark, lakehouse.table(key), zorder_by, plan).items():
+        for name, value in _maintain_one(spark, lakehouse.table(key), zorder_by, table).items():
             report.metadata[f"{key.name}/{name}"] = value
     report.metadata[MaintenanceMeta.DURATION_S] = round(time.monotonic() - started, 3)
     return report
