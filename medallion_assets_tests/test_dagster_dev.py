@@ -25,6 +25,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from medallion_assets.domains.flights.landing import stage
+from medallion_assets.framework.maintenance import MAINTENANCE_PREFIX
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.orchestration.instance import instance_yaml
 from medallion_assets.runtime.protocol import DOMAIN_TAG
@@ -108,9 +109,13 @@ class DagsterDev:
                 assert result["__typename"] == "StopSensorMutationResult", result
 
     def domain_asset_nodes(self, fields: str) -> list[dict[str, Any]]:
-        """The flights domain's asset nodes: the other domains' tables cover other days."""
+        """The flights domain's tables: the other domains' tables cover other days, and maintenance runs weekly."""
         nodes = self.query(f"{{ assetNodes {{ assetKey {{ path }} tags {{ key value }} {fields} }} }}")["assetNodes"]
-        return [n for n in nodes if {"key": DOMAIN_TAG, "value": "flights"} in n["tags"]]
+        return [
+            n
+            for n in nodes
+            if {"key": DOMAIN_TAG, "value": "flights"} in n["tags"] and n["assetKey"]["path"][0] != MAINTENANCE_PREFIX
+        ]
 
     def asset_keys(self) -> list[list[str]]:
         return [node["assetKey"]["path"] for node in self.domain_asset_nodes("")]
