@@ -131,7 +131,10 @@ def days_written_since_zorder(
     commit (`delta_io.WRITTEN_DAYS`), so a pass can be limited to the days written after the version the last pass
     read. A commit there that is not ours, or a last pass further back than the history searched, means every day.
     """
-    commits = _commits(spark, location)
+    return _written_since_zorder(_commits(spark, location), zorder_by)
+
+
+def _written_since_zorder(commits: list[_Commit], zorder_by: tuple[str, ...]) -> list[PartitionWindow] | None:
     last = next((c for c in commits if c.operation == "OPTIMIZE" and c.zorder_by == list(zorder_by)), None)
     if last is None or last.read_version is None:
         return None
@@ -158,8 +161,9 @@ def _optimize(
             MaintenanceMeta.FILES_WRITTEN: written,
         }
     zorder = f" ZORDER BY ({', '.join(f'`{column}`' for column in zorder_by)})"
-    pending = days_written_since_zorder(spark, location, zorder_by)
-    seen = _commits(spark, location)[0].version
+    # The days to Z-order and the newest version they were chosen from, read together.
+    commits = _commits(spark, location)
+    pending, seen = _written_since_zorder(commits, zorder_by), commits[0].version
     days: set[date] | None = set()
     rewritten = written = 0
     while pending != []:
