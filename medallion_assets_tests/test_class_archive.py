@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -81,3 +82,28 @@ def test_the_setting_turns_the_archive_off(tmp_path: Path, monkeypatch: pytest.M
     assert class_archive.java_options() == []
     archive = class_archive.archive_file()
     assert archive is not None and not archive.with_suffix(".building").exists()
+
+
+def test_a_new_archive_removes_those_of_installations_that_are_gone(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    installed = tmp_path / "venv/pyspark/__init__.py"
+    installed.parent.mkdir(parents=True)
+    installed.touch()
+
+    def archive(name: str, pyspark: Path | None) -> Path:
+        made = cache / f"spark-classes-{name}.jsa"
+        made.write_bytes(b"archive")
+        if pyspark is not None:
+            made.with_suffix(class_archive.ORIGIN_SUFFIX).write_text(json.dumps({"pyspark": str(pyspark)}))
+        return made
+
+    new = archive("new", installed)
+    live = archive("live", installed)
+    gone = archive("gone", tmp_path / "deleted-venv/pyspark/__init__.py")
+    unrecorded = archive("unrecorded", None)
+
+    assert class_archive.prune(keep=new) == [gone]
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [new.name, f"{new.stem}.origin", live.name, f"{live.stem}.origin", unrecorded.name]
+    )

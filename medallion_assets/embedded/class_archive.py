@@ -56,6 +56,36 @@ def archive_file() -> Path | None:
     return cache_dir() / f"spark-classes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsa"
 
 
+# An archive is about 190 MB and serves one PySpark installation, that is one virtual environment. Each records the
+# installation it was made for beside it, so the next archive made on the machine removes those whose installation
+# is gone: a machine that makes a fresh environment per CI run would otherwise keep one archive per run.
+ORIGIN_SUFFIX = ".origin"
+
+
+def _origin(archive: Path) -> Path:
+    return archive.with_suffix(ORIGIN_SUFFIX)
+
+
+def prune(keep: Path) -> list[Path]:
+    """Remove the archives of PySpark installations that no longer exist, and return them.
+
+    An archive without a record (made before records were kept) is left alone: nothing says it is unused.
+    """
+    removed = []
+    for other in sorted(keep.parent.glob("spark-classes-*.jsa")):
+        if other == keep:
+            continue
+        try:
+            installation = json.loads(_origin(other).read_text(encoding="utf-8"))["pyspark"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not Path(installation).exists():
+            other.unlink(missing_ok=True)
+            _origin(other).unlink(missing_ok=True)
+            removed.append(other)
+    return removed
+
+
 def enabled() -> bool:
     return switch(SETTING, default=True)
 
@@ -181,7 +211,11 @@ def build(archive: Path) -> None:
         java = java_binary()
         # Published whole or not at all: a JVM cannot start from a truncated archive.
         if java is not None and partial.is_file() and _loads(java, partial):
+            import pyspark
+
+            _origin(archive).write_text(json.dumps({"pyspark": pyspark.__file__, "java": str(java)}), encoding="utf-8")
             os.replace(partial, archive)
+            prune(keep=archive)
     finally:
         partial.unlink(missing_ok=True)
         _lock_for(archive).unlink(missing_ok=True)
