@@ -19,9 +19,11 @@ from medallion_assets_tests.support import TWO_DAYS, LakehouseRun, materialize_w
 
 # The slowest test files first, so that the two workers start them early and finish together: xdist hands out
 # whole files in collection order (`--dist loadfile --no-loadscope-reorder`), where by default it would hand them
-# out by test count and leave the one-test `test_dagster_dev.py` (about 340 s) for last. test_materialize builds
-# the shared two-day lakehouse while the other worker runs dagster dev, which needs none of it.
-# Seconds per file, measured on 2 workers: 445, 380, 358, 301, 154, 148, 133, 97, then a minute or less each.
+# out by test count and leave the one-test `test_dagster_dev.py` (about 340 s) for last. The suite keeps both cores
+# busy throughout, so the order decides only which files share them and how evenly the two workers end: with this
+# order dagster dev shares the cores with the lakehouse build and takes longer (665 s against 341 s in one run).
+# Seconds per file, measured on 2 workers in the default order: 445, 380, 358, 301, 154, 148, 133, 97, then a
+# minute or less each.
 SLOWEST_FILES_FIRST = (
     "test_materialize.py",
     "test_dagster_dev.py",
