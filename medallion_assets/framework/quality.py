@@ -174,9 +174,11 @@ def contract_outcome(
     from pandera.config import ValidationDepth, config_context
 
     assert table.contract is not None
-    # Pandera judges columns and types from the schema alone; its null checks would scan once per column.
+    # Pandera judges columns and types from the schema alone. Its null test of each non-nullable column would be
+    # a query that plans the whole build again (silver/flights: 13 queries, 1.4 s of an 11.4 s build); the
+    # counters already count those nulls, so Pandera gets the schema without them.
     with config_context(validation_depth=ValidationDepth.SCHEMA_ONLY):
-        validated = table.contract.pandera_model().validate(df.limit(0))
+        validated = table.contract.pandera_structure().validate(df.limit(0))
     failures = [
         {
             "section": section,
