@@ -101,6 +101,33 @@ def run_command(args: argparse.Namespace) -> int:
     return 0 if result.success and not failed_checks else 1
 
 
+ENGINE_READY = "export {setting}="
+
+
+def engine_command(args: argparse.Namespace) -> int:
+    """Serve local Spark over Spark Connect until stopped, so that every run connects to one warm JVM."""
+    import signal
+    import threading
+
+    from medallion_assets.embedded.spark import REMOTE_SETTING, local_spark_session, serve_connect
+
+    stopped = threading.Event()
+    for received in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(received, lambda *_: stopped.set())
+    print("starting local Spark ...", flush=True)
+    url = serve_connect(local_spark_session())
+    print(
+        "local Spark is serving Spark Connect on this machine. In the shell that runs `dagster dev` or "
+        "`medallion run`, set:\n"
+        f"  {ENGINE_READY.format(setting=REMOTE_SETTING)}'{url}'\n"
+        "and each run builds on this engine instead of starting its own. Stop with Ctrl-C.",
+        flush=True,
+    )
+    stopped.wait()
+    print("stopped", flush=True)
+    return 0
+
+
 def bundle_command(args: argparse.Namespace) -> int:
     from medallion_assets.runtime.bundle import render
 
@@ -127,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         if name == "run":
             command.add_argument("--no-stage", action="store_true", help="use what is already landed")
             command.add_argument("--verbose", action="store_true", help="Dagster's full event stream")
+    commands.add_parser("engine", help="keep local Spark running, served over Spark Connect, for every run to share")
     bundle = commands.add_parser("bundle", help="write databricks.yml from the table declarations")
     bundle.add_argument("--output", default="databricks.yml")
     args = parser.parse_args(argv)
     try:
-        return {"stage": stage_command, "run": run_command, "bundle": bundle_command}[args.command](args)
+        handlers = {"stage": stage_command, "run": run_command, "engine": engine_command, "bundle": bundle_command}
+        return handlers[args.command](args)
     except (InvalidPartitionKey, UsageError) as error:
         parser.error(str(error))
     return 2

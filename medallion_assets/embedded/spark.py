@@ -257,7 +257,14 @@ def runtime_spark_session() -> SparkSession:
 
     if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
         return SparkSession.builder.getOrCreate()
+    return local_target_session()
+
+
+def local_target_session() -> SparkSession:
+    """The session the local target builds with: the Connect server $MEDALLION_SPARK_REMOTE names, else local Spark.
+
+    `medallion engine` serves one from a JVM that stays up. Each run that `dagster dev` launches is a process of
+    its own, which would otherwise start a JVM (about 10 s) and warm it up again on every table it builds.
+    """
     remote = spark_remote()
-    if remote is not None:
-        return connect_session(remote)
-    return local_spark_session()
+    return connect_session(remote) if remote is not None else local_spark_session()

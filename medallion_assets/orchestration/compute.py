@@ -48,14 +48,15 @@ class LocalSparkCompute(ComputeTarget):
         return LocalLanding(PathLakehouse(self.home).landing_root)
 
     def _spark(self, context: AssetExecutionContext) -> SparkSession:
-        from medallion_assets.embedded.spark import local_spark_session, local_spark_started
+        from medallion_assets.embedded.spark import local_spark_started, local_target_session, spark_remote
 
-        if not local_spark_started():
+        if spark_remote() is None and not local_spark_started():
             context.log.info(
                 "starting local Spark (about 10 s; a machine's first start also fetches Delta's jars from Maven "
-                "Central and builds a class archive in the background, so later starts are faster)"
+                "Central and builds a class archive in the background, so later starts are faster; "
+                "`medallion engine` keeps one running for every run)"
             )
-        return local_spark_session()
+        return local_target_session()
 
     def maintain(self, context: AssetExecutionContext, table: TableDeclaration) -> MaterializeResult:
         from medallion_assets.framework.maintenance import maintain_table
