@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.framework import checks
@@ -13,7 +13,7 @@ from medallion_assets.framework.build import Build, measure
 from medallion_assets.framework.delta_io import read_window
 from medallion_assets.framework.quality import CheckOutcome, contract_failure_counters, contract_outcome
 from medallion_assets.framework.report import Meta, TableRunReport
-from medallion_assets.framework.table import TableKey
+from medallion_assets.framework.table import TableDeclaration, TableKey
 
 if TYPE_CHECKING:
     from medallion_assets.framework.refined_build import RuleTally
@@ -51,30 +51,33 @@ def _parent_keys(build: Build, fk_references: TableKey, references_column: str, 
     ).distinct()
 
 
-def profile_output(
-    build: Build, inputs: dict[str, DataFrame], output: DataFrame, tally: RuleTally, report: TableRunReport
-) -> dict[str, int]:
-    """Judge the rows about to be written: the contract, conservation and foreign keys, in one Spark pass.
+def with_parent_keys(build: Build, rows: DataFrame) -> DataFrame:
+    """`rows`, each left-joined to its foreign keys' parent keys of the window.
 
-    Each foreign key is a left join of the rows to the parent's distinct keys, so a row keeps its
-    multiplicity and an orphan is a row whose parent columns stay null.
+    The parent side holds distinct (key, day) pairs, so a row keeps its multiplicity and an orphan is a row
+    whose parent columns stay null.
     """
-    table, window = build.table, build.window
-    assert table.contract is not None
-    is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
-    contract_columns = table.contract.columns()
-    counters = contract_failure_counters(table, output.columns, is_current)
-    profiled = output
+    table = build.table
     for fk in table.foreign_keys:
         keys = _parent_keys(build, fk.references, fk.references_column, fk.name)
-        profiled = profiled.join(
+        rows = rows.join(
             keys,
             (F.col(fk.column) == F.col(f"__key_{fk.name}"))
             & (F.col(table.partition_column) == F.col(f"__day_{fk.name}")),
             "left",
         )
+    return rows
+
+
+def output_aggregates(table: TableDeclaration, columns: Sequence[str]) -> list[Column]:
+    """What the output checks count over the rows to be written: rows, contract failures, orphans, the measure.
+
+    Evaluated over `with_parent_keys` of those rows, alone or as one group of a larger aggregation.
+    """
+    is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
+    counters = contract_failure_counters(table, columns, is_current)
     conservation = table.conservation if not table.has_quarantine else None
-    profile = profiled.agg(
+    return [
         F.count(F.lit(1)).alias("__rows"),
         F.count_if(is_current).alias("__current_rows"),
         *[counter.alias(f"__failing_{i}") for i, (_, counter) in enumerate(counters)],
@@ -83,17 +86,48 @@ def profile_output(
             for fk in table.foreign_keys
         ],
         *([F.expr(conservation.output_measure).alias("__output_measure")] if conservation is not None else []),
-    ).first()
-    rows_out = int(profile["__current_rows"])
+    ]
+
+
+def profile_output(
+    build: Build, inputs: dict[str, DataFrame], output: DataFrame, tally: RuleTally, report: TableRunReport
+) -> dict[str, int]:
+    """Judge the rows about to be written in a Spark pass of their own (see `judge_output`)."""
+    profile = with_parent_keys(build, output).agg(*output_aggregates(build.table, output.columns)).first()
+    return judge_output(build, inputs, output, profile.asDict() if profile is not None else None, tally, report)
+
+
+def judge_output(
+    build: Build,
+    inputs: dict[str, DataFrame],
+    output: DataFrame,
+    profile: Mapping[str, Any] | None,
+    tally: RuleTally,
+    report: TableRunReport,
+) -> dict[str, int]:
+    """The contract, conservation and foreign key checks, from `output_aggregates` counted over the output.
+
+    `profile` is None when the output holds no rows.
+    """
+    table, window = build.table, build.window
+    assert table.contract is not None
+    is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
+    contract_columns = table.contract.columns()
+    counters = contract_failure_counters(table, output.columns, is_current)
+    profile = profile if profile is not None else {}
+    conservation = table.conservation if not table.has_quarantine else None
+
+    def counted(name: str) -> int:
+        return int(profile.get(name) or 0)
+
+    rows_out = counted("__current_rows")
     report.metadata[Meta.ROWS_OUT] = rows_out
     if table.scd2 is not None:
-        report.metadata["history_rows_closed"] = int(profile["__rows"]) - rows_out
+        report.metadata["history_rows_closed"] = counted("__rows") - rows_out
     current_rows = output.where(is_current).select(*[c for c in contract_columns if c in output.columns])
     report.checks.append(
         contract_outcome(
-            table,
-            current_rows,
-            [(condition, int(profile[f"__failing_{i}"])) for i, (condition, _) in enumerate(counters)],
+            table, current_rows, [(condition, counted(f"__failing_{i}")) for i, (condition, _) in enumerate(counters)]
         )
     )
     if table.has_quarantine:
@@ -121,7 +155,7 @@ def profile_output(
             if conservation.input_alias is not None
             else window.day_count
         )
-        actual = int(profile["__output_measure"] or 0)
+        actual = counted("__output_measure")
         report.checks.append(
             CheckOutcome(
                 checks.RECONCILIATION,
@@ -139,7 +173,7 @@ def profile_output(
             )
         )
     for fk in table.foreign_keys:
-        orphans = int(profile[f"__orphans_{fk.name}"])
+        orphans = counted(f"__orphans_{fk.name}")
         report.checks.append(
             CheckOutcome(
                 checks.foreign_key_check(fk.name),
@@ -149,4 +183,4 @@ def profile_output(
                 summary=f"{orphans} row(s) reference no {fk.references} row",
             )
         )
-    return {"rows": int(profile["__rows"])}
+    return {"rows": counted("__rows")}

@@ -26,7 +26,13 @@ from medallion_assets.framework.build import (
 )
 from medallion_assets.framework.delta_io import read_table_if_exists, stage_rows, write_window
 from medallion_assets.framework.errors import FailedRules, HistoryOutOfOrder
-from medallion_assets.framework.output_checks import profile_output, source_schema_outcome
+from medallion_assets.framework.output_checks import (
+    judge_output,
+    output_aggregates,
+    profile_output,
+    source_schema_outcome,
+    with_parent_keys,
+)
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.quality import (
     FAILED_RULES,
@@ -175,37 +181,76 @@ def _classify(evaluated: DataFrame, table: TableDeclaration, blocking: set[str],
 DELIVERED_COLUMNS = "__delivered_columns"
 
 
-def _tally(classified: DataFrame, table: TableDeclaration, rules: Sequence[Rule], *, from_landing: bool) -> RuleTally:
-    """Per day: rows, quarantined, duplicates, superseded and each rule's failures, in one pass."""
+def _tally_aggregates(table: TableDeclaration, rules: Sequence[Rule], *, from_landing: bool) -> list[Any]:
+    """Rows, quarantined, duplicates, superseded and each rule's failures (and the delivered columns)."""
     delivered = (
         [F.flatten(F.collect_set(f"{SOURCE_STRUCT}.{bronze_ingest.SOURCE_COLUMNS}")).alias(DELIVERED_COLUMNS)]
         if from_landing
         else []
     )
+    return [
+        F.count(F.lit(1)).alias("__rows_in"),
+        F.count_if(QUARANTINED).alias("__quarantined"),
+        F.count_if(DUPLICATE).alias("__duplicates"),
+        F.count_if(SUPERSEDED).alias("__superseded"),
+        *[F.count_if(F.array_contains(FAILED_RULES, rule.name)).alias(rule.name) for rule in rules],
+        *delivered,
+    ]
+
+
+def _tally_of(rows: Sequence[Any], table: TableDeclaration, rules: Sequence[Rule], *, from_landing: bool) -> RuleTally:
+    """The tally from `_tally_aggregates` rows of a day each, or of a day and a part of its rows each."""
+    days: dict[date, DayTally] = {}
+    for row in rows:
+        day = row[table.partition_column]
+        so_far = days.get(day, DayTally())
+        days[day] = DayTally(
+            rows_in=so_far.rows_in + int(row["__rows_in"]),
+            quarantined=so_far.quarantined + int(row["__quarantined"]),
+            duplicates=so_far.duplicates + int(row["__duplicates"]),
+            superseded=so_far.superseded + int(row["__superseded"]),
+            failures={rule.name: so_far.failures.get(rule.name, 0) + int(row[rule.name]) for rule in rules},
+        )
+    delivered_columns = {c for row in rows for c in row[DELIVERED_COLUMNS] if c is not None} if from_landing else None
+    return RuleTally(days, rules, delivered_columns)
+
+
+def _tally(classified: DataFrame, table: TableDeclaration, rules: Sequence[Rule], *, from_landing: bool) -> RuleTally:
+    """Per day: rows, quarantined, duplicates, superseded and each rule's failures, in one pass."""
+    aggregates = _tally_aggregates(table, rules, from_landing=from_landing)
+    rows = classified.groupBy(table.partition_column).agg(*aggregates).collect()
+    return _tally_of(rows, table, rules, from_landing=from_landing)
+
+
+KEPT = "__kept"
+
+
+def _tally_and_profile(
+    build: Build, classified: DataFrame, rules: Sequence[Rule], *, from_landing: bool
+) -> tuple[RuleTally, dict[str, Any] | None]:
+    """The tally and the output's profile (`output_checks.output_aggregates`) in one Spark pass.
+
+    For a table whose output is its kept rows, one aggregation grouped by (kept, day) and rolled up over the
+    days gives both: the tally sums each day's groups, and the profile is the group of every kept row of the
+    window, so any measure a declaration names is evaluated over exactly the rows to be written. Separately
+    they computed the transform twice (silver/flights: 2.2 s and 1.7 s of an 8.8 s build).
+    """
+    table = build.table
+    marked = classified.withColumn(KEPT, ~F.col(REJECTED) & ~F.col(DUPLICATE))
     rows = (
-        classified.groupBy(table.partition_column)
+        with_parent_keys(build, marked)
+        .rollup(KEPT, table.partition_column)
         .agg(
-            F.count(F.lit(1)).alias("__rows"),
-            F.count_if(QUARANTINED).alias("__quarantined"),
-            F.count_if(DUPLICATE).alias("__duplicates"),
-            F.count_if(SUPERSEDED).alias("__superseded"),
-            *[F.count_if(F.array_contains(FAILED_RULES, rule.name)).alias(rule.name) for rule in rules],
-            *delivered,
+            *_tally_aggregates(table, rules, from_landing=from_landing),
+            *output_aggregates(table, table.output_columns),
+            F.grouping(KEPT).alias("__every_row"),
+            F.grouping(table.partition_column).alias("__every_day"),
         )
         .collect()
     )
-    days = {
-        row[table.partition_column]: DayTally(
-            rows_in=int(row["__rows"]),
-            quarantined=int(row["__quarantined"]),
-            duplicates=int(row["__duplicates"]),
-            superseded=int(row["__superseded"]),
-            failures={rule.name: int(row[rule.name]) for rule in rules},
-        )
-        for row in rows
-    }
-    delivered_columns = {c for row in rows for c in row[DELIVERED_COLUMNS] if c is not None} if from_landing else None
-    return RuleTally(days, rules, delivered_columns)
+    by_day = [row for row in rows if not row["__every_row"] and not row["__every_day"]]
+    kept = [row.asDict() for row in rows if not row["__every_row"] and row["__every_day"] and row[KEPT]]
+    return _tally_of(by_day, table, rules, from_landing=from_landing), (kept[0] if kept else None)
 
 
 def _example_rows(classified: DataFrame, table: TableDeclaration, days: Sequence[date]) -> list[dict[str, Any]]:
@@ -356,7 +401,12 @@ def _judge_and_commit(
     from_landing: bool,
 ) -> TableRunReport:
     table, window = build.table, build.window
-    tally = _tally(classified, table, rules, from_landing=from_landing)
+    # An SCD2 table writes history built from its kept rows, so its output is profiled in a pass of its own.
+    one_pass = table.scd2 is None
+    if one_pass:
+        tally, profile = _tally_and_profile(build, classified, rules, from_landing=from_landing)
+    else:
+        tally = _tally(classified, table, rules, from_landing=from_landing)
     fatal = {name: n for name, n in tally.failures().items() if n and name in _fail_rules(rules)}
     if fatal:
         raise FailedRules(
@@ -391,10 +441,14 @@ def _judge_and_commit(
         report.metadata[Meta.ROWS_QUARANTINED] = tally.total("quarantined")
         report.metadata[Meta.QUARANTINE_RATE] = _share(tally.total("quarantined"), tally.total("rows_in"))
         report.metadata[Meta.BY_DAY] = _quality_by_day(window, tally)
-    profile = profile_output(build, inputs, output, tally, report)
+    judged = (
+        judge_output(build, inputs, output, profile, tally, report)
+        if one_pass
+        else profile_output(build, inputs, output, tally, report)
+    )
     if not may_commit(build, report):
         return report
-    _commit(build, classified, output, tally, profile, report)
+    _commit(build, classified, output, tally, judged, report)
     return report
 
 
