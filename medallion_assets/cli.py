@@ -6,6 +6,7 @@ import argparse
 import inspect
 import os
 import sys
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -105,15 +106,23 @@ ENGINE_READY = "export {setting}="
 
 
 def engine_command(args: argparse.Namespace) -> int:
-    """Serve local Spark over Spark Connect until stopped, so that every run connects to one warm JVM."""
+    """Serve local Spark over Spark Connect until Ctrl-C or SIGTERM, so that every run connects to one warm JVM."""
     import signal
-    import threading
-
-    from medallion_assets.embedded.spark import REMOTE_SETTING, local_spark_session, serve_connect
 
     stopped = threading.Event()
-    for received in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(received, lambda *_: stopped.set())
+    previous = {
+        received: signal.signal(received, lambda *_: stopped.set()) for received in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return serve_engine(stopped)
+    finally:
+        for received, handler in previous.items():
+            signal.signal(received, handler)
+
+
+def serve_engine(stopped: threading.Event) -> int:
+    from medallion_assets.embedded.spark import REMOTE_SETTING, local_spark_session, serve_connect
+
     print("starting local Spark ...", flush=True)
     url = serve_connect(local_spark_session())
     print(

@@ -1,10 +1,10 @@
 """The daily operating loop through Dagster's own server: `dagster dev`, its GraphQL API and its daemon.
 
 A 3-day backfill of the whole graph is launched over GraphQL, then a new day lands and the landing
-sensors and Declarative Automation carry it through gold without anyone clicking. The runs build on
-`medallion engine`, as the README suggests for `dagster dev`: one local Spark that every run process connects
-to over Spark Connect. (A run process that starts local Spark itself is what `materialize` does in the other
-tests.)
+sensors and Declarative Automation carry it through gold without anyone clicking. The runs build on one
+local Spark that every run process connects to over Spark Connect, as with `medallion engine` (the README's
+advice for `dagster dev`): this test process's own, already warm. A run process that starts local Spark
+itself is what `materialize` does in the other tests.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from typing import Any
 import pytest
 from pyspark.sql import functions as F
 
-from medallion_assets.cli import ENGINE_READY
 from medallion_assets.domains.flights.landing import stage
-from medallion_assets.embedded.spark import REMOTE_SETTING
+from medallion_assets.embedded.spark import REMOTE_SETTING, serve_connect
 from medallion_assets.framework.maintenance import MAINTENANCE_PREFIX
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.orchestration.instance import instance_yaml
@@ -181,40 +180,8 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
-@dataclass
-class Engine:
-    """`medallion engine`: local Spark served over Spark Connect, shared by every run."""
-
-    url: str
-    process: subprocess.Popen[str]
-
-    def stop(self) -> tuple[int, str]:
-        self.process.send_signal(signal.SIGTERM)
-        rest, _ = self.process.communicate(timeout=120)
-        return self.process.returncode, rest
-
-
 @pytest.fixture
-def engine() -> Iterator[Engine]:
-    medallion = Path(sys.executable).with_name("medallion")
-    process = subprocess.Popen([str(medallion), "engine"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    ready = ENGINE_READY.format(setting=REMOTE_SETTING)
-    try:
-        assert process.stdout is not None
-        for line in process.stdout:  # the command prints its progress, then the line to export
-            if line.strip().startswith(ready):
-                yield Engine(line.strip().removeprefix(ready).strip("'"), process)
-                break
-        else:
-            pytest.fail(f"medallion engine exited with {process.wait()} before serving")
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture
-def dagster_dev(tmp_path: Path, engine: Engine) -> Iterator[tuple[DagsterDev, Path]]:
+def dagster_dev(tmp_path: Path, spark) -> Iterator[tuple[DagsterDev, Path]]:
     home, dagster_home = tmp_path / "lakehouse", tmp_path / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text(instance_yaml(dagster_home, telemetry=False) + RUN_QUEUE_YAML)
@@ -223,8 +190,9 @@ def dagster_dev(tmp_path: Path, engine: Engine) -> Iterator[tuple[DagsterDev, Pa
         "DAGSTER_HOME": str(dagster_home),
         "MEDALLION_HOME": str(home),
         "MEDALLION_TARGET": "local",
-        # Each run is a process of its own: it builds on the warm engine rather than starting and warming a JVM.
-        REMOTE_SETTING: engine.url,
+        # Each run is a process of its own: it builds on this process's warm JVM, served over Spark Connect as
+        # `medallion engine` serves it, rather than starting and warming up a JVM of its own.
+        REMOTE_SETTING: serve_connect(spark),
     }
     port = free_port()
     log = tmp_path / "dagster_dev.log"
@@ -246,7 +214,7 @@ def dagster_dev(tmp_path: Path, engine: Engine) -> Iterator[tuple[DagsterDev, Pa
         stop_process_group(process)
 
 
-def test_a_backfill_then_a_landed_day_flow_through_gold_in_dagster_dev(dagster_dev, engine: Engine, spark) -> None:
+def test_a_backfill_then_a_landed_day_flow_through_gold_in_dagster_dev(dagster_dev, spark) -> None:
     server, home = dagster_dev
     # Held while the backfill's days land, so the backfill alone ingests them.
     server.set_landing_sensors(running=False)
@@ -302,7 +270,5 @@ def test_a_backfill_then_a_landed_day_flow_through_gold_in_dagster_dev(dagster_d
     assert sorted(per_day[0]) == ALL_DAYS and per_day[0][NEW_DAY] > 0
     assert per_day[0] == per_day[1] == per_day[2] == per_day[3]  # no row lost on the way to gold
 
-    # Every run built on the engine: none started local Spark of its own.
+    # Every run built on the served engine: none started local Spark of its own.
     assert "starting local Spark" not in server.log.read_text(errors="replace")
-    exit_code, said = engine.stop()
-    assert exit_code == 0 and said.strip().endswith("stopped")

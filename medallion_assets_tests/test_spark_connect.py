@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from dagster import DagsterEventType
 
+from medallion_assets.cli import ENGINE_READY, serve_engine
 from medallion_assets.domains import flights
 from medallion_assets.domains.flights.landing import stage
 from medallion_assets.embedded.spark import REMOTE_SETTING, runtime_spark_session
@@ -38,6 +39,7 @@ from medallion_assets_tests.support import (
     materialization_metadata,
     record_commit_conflicts,
     sorted_rows,
+    wait_for,
 )
 
 # The tables of the shared two-day lakehouse, in dependency order.
@@ -316,3 +318,33 @@ def test_rejected_rows_are_quarantined_alike_over_spark_connect(spark, connect_s
         for engine, report in reports.items()
     }
     assert outcomes["connect"] == outcomes["classic"]
+
+
+def test_medallion_engine_serves_the_local_engine_over_connect_until_stopped(spark, capsys) -> None:
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    stopped = threading.Event()
+    serving = threading.Thread(target=serve_engine, args=(stopped,))
+    serving.start()
+    said = ""
+    ready = ENGINE_READY.format(setting=REMOTE_SETTING)
+    try:
+
+        def announced() -> bool:
+            nonlocal said
+            said += capsys.readouterr().out
+            return ready in said
+
+        assert wait_for(announced, timeout=120), said
+        (line,) = [line.strip() for line in said.splitlines() if line.strip().startswith(ready)]
+        # What a run does with the exported value: connect, build, and leave the engine running for the next run.
+        session = ConnectSession.builder.remote(line.removeprefix(ready).strip("'")).create()
+        assert session.range(5).count() == 5
+        assert session.conf.get("spark.app.id") == spark.sparkContext.applicationId  # this process's JVM
+        session.stop()
+        assert serving.is_alive()
+    finally:
+        stopped.set()
+        serving.join(timeout=60)
+    assert not serving.is_alive()
+    assert capsys.readouterr().out.strip().endswith("stopped")
