@@ -13,7 +13,7 @@ from medallion_assets.framework.build import Build, measure
 from medallion_assets.framework.delta_io import read_window
 from medallion_assets.framework.quality import CheckOutcome, contract_failure_counters, contract_outcome
 from medallion_assets.framework.report import Meta, TableRunReport
-from medallion_assets.framework.table import TableDeclaration, TableKey
+from medallion_assets.framework.table import Conservation, TableDeclaration, TableKey
 
 if TYPE_CHECKING:
     from medallion_assets.framework.refined_build import RuleTally
@@ -69,14 +69,24 @@ def with_parent_keys(build: Build, rows: DataFrame) -> DataFrame:
     return rows
 
 
+def _is_current(table: TableDeclaration) -> Column:
+    """The rows a table holds as current: under SCD2 the open versions, otherwise every row."""
+    return F.col("is_current") if table.scd2 is not None else F.lit(True)
+
+
+def _conservation(table: TableDeclaration) -> Conservation | None:
+    """The declared conservation, judged where no quarantine reconciles the rows instead."""
+    return table.conservation if not table.has_quarantine else None
+
+
 def output_aggregates(table: TableDeclaration, columns: Sequence[str]) -> list[Column]:
     """What the output checks count over the rows to be written: rows, contract failures, orphans, the measure.
 
     Evaluated over `with_parent_keys` of those rows, alone or as one group of a larger aggregation.
     """
-    is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
+    is_current = _is_current(table)
     counters = contract_failure_counters(table, columns, is_current)
-    conservation = table.conservation if not table.has_quarantine else None
+    conservation = _conservation(table)
     return [
         F.count(F.lit(1)).alias("__rows"),
         F.count_if(is_current).alias("__current_rows"),
@@ -111,11 +121,11 @@ def judge_output(
     """
     table, window = build.table, build.window
     assert table.contract is not None
-    is_current = F.col("is_current") if table.scd2 is not None else F.lit(True)
+    is_current = _is_current(table)
     contract_columns = table.contract.columns()
     counters = contract_failure_counters(table, output.columns, is_current)
     profile = profile if profile is not None else {}
-    conservation = table.conservation if not table.has_quarantine else None
+    conservation = _conservation(table)
 
     def counted(name: str) -> int:
         return int(profile.get(name) or 0)

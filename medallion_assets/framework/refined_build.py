@@ -225,6 +225,11 @@ def _tally(classified: DataFrame, table: TableDeclaration, rules: Sequence[Rule]
 KEPT = "__kept"
 
 
+def _is_kept() -> Any:
+    """A classified row that is written: neither rejected by a blocking rule nor a duplicate of a kept row."""
+    return ~F.col(REJECTED) & ~F.col(DUPLICATE)
+
+
 def _tally_and_profile(
     build: Build, classified: DataFrame, rules: Sequence[Rule], *, from_landing: bool
 ) -> tuple[RuleTally, dict[str, Any] | None]:
@@ -236,7 +241,7 @@ def _tally_and_profile(
     they computed the transform twice (silver/flights: 2.2 s and 1.7 s of an 8.8 s build).
     """
     table = build.table
-    marked = classified.withColumn(KEPT, ~F.col(REJECTED) & ~F.col(DUPLICATE))
+    marked = classified.withColumn(KEPT, _is_kept())
     rows = (
         with_parent_keys(build, marked)
         .rollup(KEPT, table.partition_column)
@@ -403,6 +408,7 @@ def _judge_and_commit(
     table, window = build.table, build.window
     # An SCD2 table writes history built from its kept rows, so its output is profiled in a pass of its own.
     one_pass = table.scd2 is None
+    profile: dict[str, Any] | None = None
     if one_pass:
         tally, profile = _tally_and_profile(build, classified, rules, from_landing=from_landing)
     else:
@@ -426,7 +432,7 @@ def _judge_and_commit(
                 empty_days_allowed=may_lack_days(table.key, build.catalog),
             )
         )
-    kept = classified.where(f"NOT {REJECTED} AND NOT {DUPLICATE}")
+    kept = classified.where(_is_kept())
     output = _scd2_output(build, kept) if table.scd2 is not None else kept.select(*table.output_columns)
     report.metadata.update(
         {
