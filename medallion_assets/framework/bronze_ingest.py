@@ -57,6 +57,8 @@ class LineError:
 
 
 _MALFORMED = "__malformed"
+# Longer than any line Spark can hold in one string: `substring` needs a length.
+MAX_LINE_CHARS = 2**31 - 1
 
 
 def discover_landed_files(lakehouse: Lakehouse, source: LandingSource, window: PartitionWindow) -> list[LandedFile]:
@@ -117,8 +119,9 @@ def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
         reader = reader.option("lineSep", first.line_separator.decode("latin-1"))
     lines = reader.load([landed.path for landed in files])
     text, valid = _decoded(F.col("value"), first.encoding)
-    # The byte-order mark belongs to the file, not to the header's first column name.
-    text = F.regexp_replace(text, "^\ufeff", "")
+    # The byte-order mark belongs to the file, not to the header's first column name. (A prefix test, not a
+    # regular expression: this runs for every line.)
+    text = F.when(text.startswith("\ufeff"), F.substring(text, 2, MAX_LINE_CHARS)).otherwise(text)
     schema = ", ".join(f"`{name}` STRING" for name in first.header) + f", `{_MALFORMED}` STRING"
     parsed = F.from_csv(
         text,
@@ -134,9 +137,12 @@ def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
     )
     error = F.when(kind != LineKind.DATA, F.lit(None).cast("string")).when(~valid, F.lit(LineError.UNDECODABLE))
     error = error.when(F.col("__parsed")[_MALFORMED].isNotNull(), F.lit(LineError.MALFORMED))
-    # The URI of a path percent-encodes it; '+' stays literal, which url_decode would read as a space.
-    path = F.url_decode(F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B")))
-    relative = F.regexp_extract(path, r"([^/]+/[^/]+/[^/]+)$", 1)
+    # `<source>/<day>/<file>`: the path's last three segments. The URI of a path percent-encodes it; '+' stays
+    # literal, which url_decode would read as a space. Plain string functions, because this runs for every line:
+    # a regular expression over the whole path cost 1.0 of 1.3 s per 240,000 lines, these 0.1 s.
+    relative = F.url_decode(
+        F.replace(F.substring_index(F.col("_metadata.file_path"), "/", -3), F.lit("+"), F.lit("%2B"))
+    )
     with_parsed = lines.select(
         "value",
         "_metadata.file_modification_time",
@@ -152,7 +158,7 @@ def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
         F.lit(first.encoding).alias("_source_encoding"),
         F.array(*[F.lit(name) for name in first.header]).alias(SOURCE_COLUMNS),
         F.col("file_modification_time").alias(LANDED_AT),
-        F.to_date(F.regexp_extract(SOURCE_FILE, r"^[^/]+/([^/]+)/", 1)).alias("__day"),
+        F.to_date(F.substring_index(F.substring_index(SOURCE_FILE, "/", 2), "/", -1)).alias("__day"),
         F.col(LINE_KIND),
     )
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from medallion_assets_tests.benchmarks.bench_year import per_table_seconds, plain_spark_session
 from medallion_assets_tests.benchmarks.proc import run_measured_by_process
 
+PLAIN_DRIVER_MEMORY = "4g"
 # Per landed source, what the plain pass deduplicates on (with the day) and the columns it types.
 PLAIN_SILVER = {
     "orders": (
@@ -96,7 +97,7 @@ def plain_pass(home: Path, start: date, days: int) -> dict[str, float]:
     from pyspark.sql import functions as F
 
     started = time.monotonic()
-    spark = plain_spark_session("4g")
+    spark = plain_spark_session(PLAIN_DRIVER_MEMORY)
     session_s = time.monotonic() - started
     out = home / "plain"
     for source, (key, types) in PLAIN_SILVER.items():
@@ -171,7 +172,13 @@ def main() -> None:
         stage(home / "landing", PartitionWindow(args.start, args.start + timedelta(days=args.days)), scale=args.scale)
         stage_s = time.monotonic() - started
 
-        env = {**os.environ, "MEDALLION_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
+        # The same driver heap as the plain pass's session, so neither side wins by memory.
+        env = {
+            "MEDALLION_SPARK_DRIVER_MEMORY": PLAIN_DRIVER_MEMORY,
+            **os.environ,
+            "MEDALLION_HOME": str(home),
+            "DAGSTER_HOME": str(home / "dagster"),
+        }
         medallion = Path(sys.executable).with_name("medallion")
         log = home / "bench_retail_run.log"
         window = ["--start", args.start.isoformat(), "--days", str(args.days)]
