@@ -32,7 +32,7 @@ from medallion_assets.domains import CATALOG, DOMAINS
 from medallion_assets.domains.flights.landing import AIRLINES, AIRPORTS
 from medallion_assets.framework.landing import folder_fingerprint
 from medallion_assets.framework.maintenance import MAINTENANCE_PREFIX
-from medallion_assets.framework.table import TableKey
+from medallion_assets.framework.table import LandingSource, TableKey
 from medallion_assets.orchestration.alerts import FAILURE_ALERTS, FRESHNESS_ALERTS
 from medallion_assets.orchestration.automation import FOLLOWS_UPSTREAM, landing_sensor
 from medallion_assets.orchestration.compute import LocalSparkCompute
@@ -91,6 +91,35 @@ def test_sources_that_land_the_same_day_are_ingested_by_one_run(home: Path) -> N
         (request,) = sensor(context).run_requests
     assert request.partition_key == "2013-01-01"
     assert {tuple(key.path) for key in request.asset_selection} == {("bronze", "airlines"), ("bronze", "airports")}
+
+
+def test_a_static_source_lands_for_every_landed_day_and_again_when_delivered_again(home: Path) -> None:
+    codes = LandingSource("codes", ("code", "label"), "a static code list", static=True)
+    static_file = home / "landing/codes/codes.csv"
+    static_file.parent.mkdir(parents=True)
+    static_file.write_text("code,label\nA,first\n")
+    sensor = landing_sensor("flights", [AIRLINES, codes], partitions_of["flights"])
+
+    def requests(cursor: str | None = None):
+        with DagsterInstance.ephemeral() as instance:
+            context = build_sensor_context(
+                instance=instance, cursor=cursor, resources={"compute": LocalSparkCompute(home=str(home))}
+            )
+            result = sensor(context)
+        return result, {r.partition_key: {key.path[1] for key in r.asset_selection} for r in result.run_requests}
+
+    first, by_day = requests()
+    assert by_day == {}, "a static file alone lands for no day"
+    land(home, "2013-01-01")
+    land(home, "2013-01-02")
+    second, by_day = requests(first.cursor)
+    assert by_day == {"2013-01-01": {"airlines", "codes"}, "2013-01-02": {"airlines", "codes"}}
+    land(home, "2013-01-03")
+    third, by_day = requests(second.cursor)
+    assert by_day == {"2013-01-03": {"airlines", "codes"}}
+    static_file.write_text("code,label\nA,first\nB,second\n")
+    _, by_day = requests(third.cursor)
+    assert by_day == {day: {"codes"} for day in ("2013-01-01", "2013-01-02", "2013-01-03")}
 
 
 def test_a_changed_or_late_file_triggers_its_partition_again(home: Path) -> None:

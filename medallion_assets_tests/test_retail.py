@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetKey
 
 from medallion_assets.domains import retail
-from medallion_assets.domains.retail.landing import CUSTOMER, generated
+from medallion_assets.domains.retail.landing import CUSTOMER, STATIC_SOURCES, generated
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets_tests.support import LakehouseRun, check_evaluations, materialize_window, materialized_keys, read
 
@@ -81,6 +81,11 @@ ORACLE = {
 APPROXIMATE = {"avg_qty", "avg_price", "avg_disc", "late_line_rate"}
 
 
+def landed_files(days: int) -> int:
+    """One file per source and day, and one per static source."""
+    return sum(1 if source.static else days for source in retail.LANDING_SOURCES)
+
+
 @pytest.fixture(scope="module")
 def generator_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     cache = tmp_path_factory.mktemp("tpch-cache")
@@ -93,7 +98,7 @@ def generator_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def retail_lakehouse(tmp_path_factory: pytest.TempPathFactory, spark, generator_cache: Path) -> LakehouseRun:
     home = tmp_path_factory.mktemp("retail")
     staged = retail.stage(home / "landing", WINDOW, progress=False, scale=SCALE)
-    assert staged == {"files_written": 8 * WINDOW.day_count, "files_unchanged": 0}
+    assert staged == {"files_written": landed_files(WINDOW.day_count), "files_unchanged": 0}
     return materialize_window(home, WINDOW.start.isoformat(), LAST_DAY.isoformat(), domain="retail")
 
 
@@ -154,6 +159,21 @@ def test_no_line_is_lost_from_landing_to_the_fact_table(spark, retail_lakehouse,
     assert read(spark, home, "silver", "lineitem_quarantine").count() == 0
 
 
+def test_static_reference_files_land_once_and_every_day_holds_them(spark, retail_lakehouse) -> None:
+    landing = retail_lakehouse.home / "landing"
+    for source in STATIC_SOURCES:
+        assert [path.name for path in (landing / source.name).iterdir()] == [f"{source.name}.csv"]
+        data_lines = len((landing / source.name / f"{source.name}.csv").read_text().splitlines()) - 1
+        bronze = read(spark, retail_lakehouse.home, "bronze", source.name)
+        per_day = {row[0]: row[1] for row in bronze.groupBy("partition_date").count().collect()}
+        assert per_day == dict.fromkeys(WINDOW.days(), data_lines), source.name
+        assert {row[0] for row in bronze.select("_source_file").distinct().collect()} == {
+            f"{source.name}/{source.name}.csv"
+        }
+        silver = read(spark, retail_lakehouse.home, "silver", source.name)
+        assert silver.count() == data_lines * WINDOW.day_count, source.name
+
+
 def test_customer_history_records_exactly_the_changes_between_daily_snapshots(spark, retail_lakehouse) -> None:
     """Compared with DuckDB over the landed snapshot files, not with the rule that staged them."""
     landing = retail_lakehouse.home / "landing" / CUSTOMER.name
@@ -186,7 +206,7 @@ def test_staging_is_idempotent_and_reuses_the_generated_files(tmp_path: Path, ge
     first = retail.stage(landing, WINDOW, progress=False, scale=SCALE)
     modified = {path: path.stat().st_mtime_ns for path in landing.rglob("*.csv")}
     again = retail.stage(landing, WINDOW, progress=False, scale=SCALE)
-    assert first["files_written"] == len(modified) == 8 * WINDOW.day_count
+    assert first["files_written"] == len(modified) == landed_files(WINDOW.day_count)
     assert again == {"files_written": 0, "files_unchanged": len(modified)}
     assert {path: path.stat().st_mtime_ns for path in landing.rglob("*.csv")} == modified
     assert [path.name for path in generator_cache.iterdir()] == [f"sf{SCALE:g}"]

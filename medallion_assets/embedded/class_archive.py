@@ -156,7 +156,7 @@ def _exercise(spark: SparkSession, scratch: Path) -> None:
     day = PartitionWindow.for_keys("2013-01-01", "2013-01-01")
     source = LandingSource("exercise", ("id", "name", "amount"), "the class archive's workload")
     lakehouse = PathLakehouse(str(scratch))
-    landed = lakehouse.landing_dir(source.name, day.start)
+    landed = lakehouse.landing_dir(source, day.start)
     landed.mkdir(parents=True)
     (landed / "exercise.csv").write_text("id,name,amount\n1,a,1.5\n2,b,x\n2,b,2.5\n", encoding="utf-8")
     files = bronze_ingest.discover_landed_files(lakehouse, source, day)

@@ -19,8 +19,7 @@ def build_bronze(build: Build) -> TableRunReport:
     # Taken before any file is read: a file that changes mid-ingest gets a new fingerprint, and the sensor
     # re-runs its day.
     fingerprints = {
-        day.isoformat(): folder_fingerprint(build.lakehouse.landing_dir(table.source.name, day))
-        for day in window.days()
+        day.isoformat(): folder_fingerprint(build.lakehouse.landing_dir(table.source, day)) for day in window.days()
     }
     files = bronze_ingest.discover_landed_files(build.lakehouse, table.source, window)
     rows = bronze_ingest.ingest(

@@ -9,6 +9,7 @@ marked in `_line_error` and costs that line only; its neighbours parse as usual.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -62,20 +63,25 @@ MAX_LINE_CHARS = 2**31 - 1
 
 
 def discover_landed_files(lakehouse: Lakehouse, source: LandingSource, window: PartitionWindow) -> list[LandedFile]:
-    """Every landed file of the window, in a deterministic order; a missing day folder is an error."""
+    """Every landed file of each day of the window, in a deterministic order; a missing folder is an error.
+
+    A static source's files land for every day: each day gets its own entry for the same file, judged once.
+    """
     files: list[LandedFile] = []
     missing: list[str] = []
     root = Path(lakehouse.landing_root)
+    inspected: dict[Path, LandedFile] = {}
     for day in window.days():
-        folder = lakehouse.landing_dir(source.name, day)
+        folder = lakehouse.landing_dir(source, day)
         if not folder.is_dir():
-            missing.append(str(folder))
+            if str(folder) not in missing:  # a static source's one folder is missing for every day
+                missing.append(str(folder))
             continue
-        files.extend(
-            inspect_file(path, root, day, source.encoding, source.columns)
-            for path in sorted(folder.iterdir())
-            if path.is_file() and is_landed_file(path.name)
-        )
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and is_landed_file(path.name):
+                if path not in inspected:
+                    inspected[path] = inspect_file(path, root, day, source.encoding, source.columns)
+                files.append(replace(inspected[path], day=day))
     if missing:
         raise MissingLanding(
             f"no landed {source.name} data for {len(missing)} day(s) of {window}: missing folder(s) "
@@ -111,13 +117,17 @@ def _decoded(value: Column, encoding: str) -> tuple[Column, Column]:
     return F.decode(raw, encoding), F.lit(True)
 
 
-def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
-    """One scan for files that share encoding, separator, delimiter and header."""
+def _read_files(spark: SparkSession, files: list[LandedFile], static: bool) -> DataFrame:
+    """One scan for files that share encoding, separator, delimiter and header.
+
+    A dated file's day is its folder's name. A static file is read once and its lines land for each day it is
+    listed for.
+    """
     first = files[0]
     reader = spark.read.format("text")
     if first.line_separator is not None:
         reader = reader.option("lineSep", first.line_separator.decode("latin-1"))
-    lines = reader.load([landed.path for landed in files])
+    lines = reader.load(sorted({landed.path for landed in files}))
     text, valid = _decoded(F.col("value"), first.encoding)
     # The byte-order mark belongs to the file, not to the header's first column name. (A prefix test, not a
     # regular expression: this runs for every line.)
@@ -137,12 +147,18 @@ def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
     )
     error = F.when(kind != LineKind.DATA, F.lit(None).cast("string")).when(~valid, F.lit(LineError.UNDECODABLE))
     error = error.when(F.col("__parsed")[_MALFORMED].isNotNull(), F.lit(LineError.MALFORMED))
-    # `<source>/<day>/<file>`: the path's last three segments. The URI of a path percent-encodes it; '+' stays
-    # literal, which url_decode would read as a space. Plain string functions, because this runs for every line:
-    # a regular expression over the whole path cost 1.0 of 1.3 s per 240,000 lines, these 0.1 s.
+    # `<source>/<day>/<file>` (`<source>/<file>` when static): the path's last segments. The URI of a path
+    # percent-encodes it; '+' stays literal, which url_decode would read as a space. Plain string functions,
+    # because this runs for every line: a regular expression over the whole path cost 1.0 of 1.3 s per 240,000
+    # lines, these 0.1 s.
+    segments = 2 if static else 3
     relative = F.url_decode(
-        F.replace(F.substring_index(F.col("_metadata.file_path"), "/", -3), F.lit("+"), F.lit("%2B"))
+        F.replace(F.substring_index(F.col("_metadata.file_path"), "/", -segments), F.lit("+"), F.lit("%2B"))
     )
+    if static:
+        day = F.explode(F.array(*[F.lit(d) for d in sorted({landed.day for landed in files})]))
+    else:
+        day = F.to_date(F.substring_index(F.substring_index(SOURCE_FILE, "/", 2), "/", -1))
     with_parsed = lines.select(
         "value",
         "_metadata.file_modification_time",
@@ -158,7 +174,7 @@ def _read_files(spark: SparkSession, files: list[LandedFile]) -> DataFrame:
         F.lit(first.encoding).alias("_source_encoding"),
         F.array(*[F.lit(name) for name in first.header]).alias(SOURCE_COLUMNS),
         F.col("file_modification_time").alias(LANDED_AT),
-        F.to_date(F.substring_index(F.substring_index(SOURCE_FILE, "/", 2), "/", -1)).alias("__day"),
+        day.alias("__day"),
         F.col(LINE_KIND),
     )
 
@@ -203,7 +219,7 @@ def ingest(
     )
     combined = spark.createDataFrame([], T.StructType([*empty_schema.fields, T.StructField(LINE_KIND, T.StringType())]))
     for group in groups.values():
-        combined = combined.unionByName(_read_files(spark, group), allowMissingColumns=True)
+        combined = combined.unionByName(_read_files(spark, group, source.static), allowMissingColumns=True)
     received = [c for c in combined.columns if c not in AUDIT_COLUMNS and c not in ("__day", LINE_KIND)]
     return combined.select(
         *received,

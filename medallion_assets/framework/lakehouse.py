@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medallion_assets.framework.table import Layer, TableKey
+from medallion_assets.framework.table import LandingSource, Layer, TableKey
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,8 +46,8 @@ class Lakehouse(ABC):
     @abstractmethod
     def landing_root(self) -> str: ...
 
-    def landing_dir(self, source: str, day: date) -> Path:
-        return Path(self.landing_root) / source / day.isoformat()
+    def landing_dir(self, source: LandingSource, day: date) -> Path:
+        return Path(self.landing_root) / source.folder(day)
 
 
 @dataclass(frozen=True)

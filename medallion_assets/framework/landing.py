@@ -53,7 +53,8 @@ class LandingListing(Protocol):
     def day_folders(self, source: str) -> list[str] | None:
         """Folder names under the source, or None when nothing has landed for it yet."""
 
-    def entries(self, source: str, folder: str) -> list[LandedEntry]: ...
+    def entries(self, folder: str) -> list[LandedEntry]:
+        """The files directly in `folder`, relative to the root (`LandingSource.folder`)."""
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class LocalLanding:
             return None
         return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    def entries(self, source: str, folder: str) -> list[LandedEntry]:
-        return local_entries(Path(self.root) / source / folder)
+    def entries(self, folder: str) -> list[LandedEntry]:
+        return local_entries(Path(self.root) / folder)
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class VolumeLanding:
             return None
         return sorted(e.name for e in listed if e.is_directory and e.name and not e.name.startswith("."))
 
-    def entries(self, source: str, folder: str) -> list[LandedEntry]:
-        listed = self.client.files.list_directory_contents(f"{self.root}/{source}/{folder}")
+    def entries(self, folder: str) -> list[LandedEntry]:
+        listed = self.client.files.list_directory_contents(f"{self.root}/{folder}")
         return [
             LandedEntry(e.name, e.file_size or 0, (e.last_modified or 0) // 1000)
             for e in listed

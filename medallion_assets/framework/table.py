@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from medallion_assets.framework import checks
@@ -65,6 +65,10 @@ class LandingSource:
     observation feed on a day its stations reported nothing). Such a day then passes as landed and is built
     empty downstream; a day folder with no file, or with only empty files, still fails. Without it, a
     header-only day is a broken export and fails loudly.
+    `static`: the sender delivers the files once, into `<source>/` itself instead of a day folder, and they stand
+    until it delivers them again (a code list such as the nations). Every day of the domain lands them as they
+    stand, so each day's bronze partition still holds what was received for that day; a new delivery lands again
+    into every landed day.
     """
 
     name: str
@@ -72,6 +76,11 @@ class LandingSource:
     description: str
     encoding: str = "UTF-8"
     days_without_rows: bool = False
+    static: bool = False
+
+    def folder(self, day: date) -> str:
+        """Where the files that land for `day` are, relative to the landing root."""
+        return self.name if self.static else f"{self.name}/{day.isoformat()}"
 
     def __post_init__(self) -> None:
         if self.encoding not in SUPPORTED_ENCODINGS:

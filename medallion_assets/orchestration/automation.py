@@ -134,7 +134,8 @@ def landing_sensor(
     @sensor(
         name=f"{domain}_landing_sensor",
         description=f"Materializes a day of the {domain} bronze tables whose files land in "
-        "<landing root>/<source>/<YYYY-MM-DD>/ or change there, one run per day.",
+        "<landing root>/<source>/<YYYY-MM-DD>/ or change there, one run per day (a static source's files, "
+        "in <landing root>/<source>/, land with every day).",
         asset_selection=list(bronze_keys.values()),
         minimum_interval_seconds=15,
         default_status=DefaultSensorStatus.RUNNING,
@@ -145,23 +146,34 @@ def landing_sensor(
         valid_keys = set(partitions_def.get_partition_keys())
         changed: dict[str, dict[str, str]] = {}  # source -> day -> fingerprint
         malformed: list[str] = []
-        watched = [source.name for source in sources if landing.day_folders(source.name) is not None]
+        watched = [source for source in sources if landing.day_folders(source.name) is not None]
         if not watched:
             names = "|".join(bronze_keys)
             return SkipReason(f"nothing has landed yet: {landing.root}/<{names}> does not exist")
-        for name in watched:
-            for folder in landing.day_folders(name) or []:
+        landed: dict[str, dict[str, str]] = {}  # source -> day -> fingerprint
+        for source in watched:
+            if source.static:
+                continue
+            for folder in landing.day_folders(source.name) or []:
                 try:
                     day = parse_partition_key(folder).isoformat()
                 except InvalidPartitionKey as error:
-                    malformed.append(f"{name}/{folder}: {error}")
+                    malformed.append(f"{source.name}/{folder}: {error}")
                     continue
                 if day not in valid_keys:
-                    malformed.append(f"{name}/{folder}: outside the partitions of this domain")
+                    malformed.append(f"{source.name}/{folder}: outside the partitions of this domain")
                     continue
                 # An existing folder with no file is a delivery too: its run fails loudly (landing_delivered)
                 # instead of the day staying silently unbuilt.
-                current = fingerprint(landing.entries(name, folder))
+                landed.setdefault(source.name, {})[day] = fingerprint(landing.entries(f"{source.name}/{folder}"))
+        # A static source lands, as it stands, for every day the domain's dated sources landed.
+        days = sorted({day for by_day in landed.values() for day in by_day})
+        for source in watched:
+            if source.static:
+                current = fingerprint(landing.entries(source.name))
+                landed[source.name] = dict.fromkeys(days, current)
+        for name, by_day in landed.items():
+            for day, current in by_day.items():
                 if seen.get(name, {}).get(day) != current:
                     changed.setdefault(name, {})[day] = current
         pending: dict[str, dict[str, str]] = {}  # day -> source -> fingerprint

@@ -102,7 +102,9 @@ def plain_pass(home: Path, start: date, days: int) -> dict[str, float]:
     out = home / "plain"
     for source, (key, types) in PLAIN_SILVER.items():
         raw = spark.read.option("header", "true").csv(_folders(home, source, start, days))
-        day = F.to_date(F.regexp_extract(F.input_file_name(), DAY_IN_PATH, 1))
+        # The day folder's name, by string functions rather than a regular expression over the whole path
+        # (which costs about 1 s per 240,000 lines, as it did in the project's bronze); null for a static file.
+        day = F.try_to_date(F.substring_index(F.substring_index(F.input_file_name(), "/", -2), "/", 1))
         raw.withColumn("day", day).write.mode("overwrite").parquet(str(out / "bronze" / source))
         landed = spark.read.parquet(str(out / "bronze" / source))
         typed = landed.select(

@@ -1,11 +1,11 @@
 """The retail landing feed: TPC-H data, generated once per scale factor, delivered the way a retail system exports.
 
 Orders and their line items land by order date. Customer, part, supplier and partsupp land as a full snapshot
-every day; nation and region land unchanged with every day's export. TPC-H's generator produces one state of
-the reference tables, so the snapshots evolve on a fixed rule to give SCD2 something to keep: on any day a
-customer's or supplier's account balance and a part's retail price are in one of two versions, and each key
-switches versions on its own day once every `VERSION_PERIOD_DAYS` (about 1% of the keys a day). The rule depends
-on the key and the day alone, so any day is staged the same whatever the window.
+every day; nation and region are static reference files, delivered once into `<landing>/<source>/`. TPC-H's
+generator produces one state of the reference tables, so the snapshots evolve on a fixed rule to give SCD2
+something to keep: on any day a customer's or supplier's account balance and a part's retail price are in one of
+two versions, and each key switches versions on its own day once every `VERSION_PERIOD_DAYS` (about 1% of the
+keys a day). The rule depends on the key and the day alone, so any day is staged the same whatever the window.
 """
 
 from __future__ import annotations
@@ -101,9 +101,18 @@ PARTSUPP = LandingSource(
     "Daily snapshot of which supplier offers which part, at what cost and quantity.",
 )
 NATION = LandingSource(
-    "nation", ("n_nationkey", "n_name", "n_regionkey", "n_comment"), "The 25 nations, unchanged in every export."
+    "nation",
+    ("n_nationkey", "n_name", "n_regionkey", "n_comment"),
+    "The 25 nations: a static reference file, delivered once.",
+    static=True,
 )
-REGION = LandingSource("region", ("r_regionkey", "r_name", "r_comment"), "The 5 regions, unchanged in every export.")
+REGION = LandingSource(
+    "region",
+    ("r_regionkey", "r_name", "r_comment"),
+    "The 5 regions: a static reference file, delivered once.",
+    static=True,
+)
+STATIC_SOURCES = (NATION, REGION)
 LANDING_SOURCES = (ORDERS, LINEITEM, CUSTOMER, PART, SUPPLIER, PARTSUPP, NATION, REGION)
 
 
@@ -235,8 +244,10 @@ def stage(landing_root: Path, window: PartitionWindow, progress: bool = True, sc
     orders_header, orders_by_day, day_of_order = _order_lines_by_date(folder, set(days))
     lineitem_header, lines_by_day = _line_items_by_date(folder, day_of_order)
     evolving = {name: EvolvingSnapshot.read(folder / f"{name}.csv", column) for name, column in VERSIONED.items()}
-    unchanged = {source.name: (folder / f"{source.name}.csv").read_bytes() for source in (PARTSUPP, NATION, REGION)}
     tally = StagingTally()
+    for source in STATIC_SOURCES:
+        tally.land(landing_root / source.name / f"{source.name}.csv", (folder / f"{source.name}.csv").read_bytes())
+    partsupp = (folder / f"{PARTSUPP.name}.csv").read_bytes()
     steps: Iterable[date] = tqdm(days, desc=f"staging TPC-H sf{scale:g}", unit="day", disable=not progress)
     for day in steps:
 
@@ -247,6 +258,5 @@ def stage(landing_root: Path, window: PartitionWindow, progress: bool = True, sc
         land(LINEITEM.name, lineitem_header + b"".join(lines_by_day.get(day, [])))
         for name, snapshot in evolving.items():
             land(name, snapshot.on(day))
-        for name, content in unchanged.items():
-            land(name, content)
+        land(PARTSUPP.name, partsupp)
     return tally.summary()
