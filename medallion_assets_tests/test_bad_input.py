@@ -315,7 +315,9 @@ def test_a_renamed_column_blocks_the_day_and_the_table_keeps_its_last_good_versi
 
 def test_the_newest_delivery_wins_by_when_it_landed_not_by_its_name(spark, home: Path) -> None:
     original = land(home, "flights", "flights.csv", day_file(with_fields(flight_number(9100), dep_delay="two")))
-    corrected = land(home, "flights", "flights-corrected.csv", "\n".join([HEADER, flight_number(9100), REAL_DAY[0]]))
+    # The later file also delivers the first real flight again, with another departure delay: its copy wins.
+    redelivered = with_fields(REAL_DAY[0], dep_delay="3")
+    corrected = land(home, "flights", "flights-corrected.csv", "\n".join([HEADER, flight_number(9100), redelivered]))
     os.utime(original, (1_700_000_000, 1_700_000_000))
     os.utime(corrected, (1_700_000_600, 1_700_000_600))  # landed ten minutes later, though its name sorts first
     bronze, silver = run_flights(spark, home)
@@ -326,6 +328,7 @@ def test_the_newest_delivery_wins_by_when_it_landed_not_by_its_name(spark, home:
     assert len(kept) == 1 and kept[0]["dep_delay"] == 2
     first = read(spark, home, "silver/flights").where("carrier = 'UA' AND flight = 1545").collect()
     assert len(first) == 1 and silver.metadata["duplicates_dropped"] == 1
+    assert first[0]["dep_delay"] == 3, "the earlier delivery's copy was kept"
 
 
 # A line that breaks each rule of silver/flights (field values on a real flight), and its correction.

@@ -6,13 +6,14 @@ reads clean inputs. Both judge their checks on the rows about to be written (see
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from medallion_assets.framework import bronze_ingest, checks
@@ -147,6 +148,29 @@ SUPERSEDED = "__superseded"
 QUARANTINED = "__quarantined"
 
 
+_SORT_ORDER = re.compile(
+    r"^(?P<expression>.+?)(?:\s+(?P<direction>ASC|DESC))?(?:\s+NULLS\s+(?P<nulls>FIRST|LAST))?$", re.I
+)
+
+
+def sort_order(spec: str) -> Column:
+    """A SQL sort specification (`expression [ASC|DESC] [NULLS FIRST|LAST]`) as a column to order by.
+
+    `F.expr` alone reads `x DESC` as `x` aliased to `DESC`, which sorts ascending.
+    """
+    parts = _SORT_ORDER.match(spec.strip())
+    assert parts is not None  # every non-empty string matches
+    column = F.expr(parts["expression"])
+    descending = (parts["direction"] or "ASC").upper() == "DESC"
+    nulls = (parts["nulls"] or ("LAST" if descending else "FIRST")).upper()
+    return {
+        (False, "FIRST"): column.asc_nulls_first,
+        (False, "LAST"): column.asc_nulls_last,
+        (True, "FIRST"): column.desc_nulls_first,
+        (True, "LAST"): column.desc_nulls_last,
+    }[(descending, nulls)]()
+
+
 def _classify(evaluated: DataFrame, table: TableDeclaration, blocking: set[str], from_landing: bool) -> DataFrame:
     """Flag each row as rejected (a drop or fail rule), a duplicate of a kept row, or superseded, in one pass.
 
@@ -163,9 +187,9 @@ def _classify(evaluated: DataFrame, table: TableDeclaration, blocking: set[str],
     if not table.natural_key:
         return flagged.withColumns({DUPLICATE: F.lit(False), SUPERSEDED: F.lit(False), QUARANTINED: F.col(REJECTED)})
     same_key = Window.partitionBy(*table.natural_key, table.partition_column)
-    ranking = Window.partitionBy(*table.natural_key, table.partition_column, REJECTED).orderBy(
-        *[F.expr(expression) for expression in table.dedup_order]
-    )
+    # Good rows first, so that the kept row of a key and day is number 1 among them. Both windows partition alike:
+    # ranking within (key, day, rejected) instead cost a second shuffle of every row with its bronze columns.
+    ranking = same_key.orderBy(F.col(REJECTED), *[sort_order(expression) for expression in table.dedup_order])
     superseded = F.lit(False)
     if from_landing:
         landed_at = F.col(f"{SOURCE_STRUCT}.{bronze_ingest.LANDED_AT}")
@@ -390,9 +414,34 @@ def _computed_once(build: Build, classified: DataFrame) -> Iterator[DataFrame]:
         yield classified
         return
     try:
-        yield stage_rows(classified, scratch)
+        yield stage_rows(_slimmed(classified), scratch)
     finally:
         build.lakehouse.discard_scratch(build.spark, scratch)
+
+
+def _slimmed(classified: DataFrame) -> DataFrame:
+    """The classified rows with the bronze columns only where they are read again.
+
+    After classification, a row's `_source` is read for the quarantine write and the example rows, which are
+    quarantined rows, and for the delivered header, which the tally takes from every row. Every other row stages
+    the delivered header alone: the raw line, its hash and the received values are most of a bronze row's bytes,
+    and a staged row is written once and read by every pass after it.
+    """
+    if SOURCE_STRUCT not in classified.columns:
+        return classified
+    fields = classified.schema[SOURCE_STRUCT].dataType.fieldNames()  # type: ignore[attr-defined]
+    needed = F.col(QUARANTINED)
+    slim = F.struct(
+        *[
+            (
+                F.col(f"{SOURCE_STRUCT}.`{name}`")
+                if name == bronze_ingest.SOURCE_COLUMNS
+                else F.when(needed, F.col(f"{SOURCE_STRUCT}.`{name}`"))
+            ).alias(name)
+            for name in fields
+        ]
+    )
+    return classified.withColumn(SOURCE_STRUCT, slim)
 
 
 def _judge_and_commit(

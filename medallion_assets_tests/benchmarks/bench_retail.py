@@ -78,17 +78,22 @@ KPI_SQL = {
         count(*) AS lines, sum(CASE WHEN l_receiptdate > l_commitdate THEN 1 ELSE 0 END) AS late_lines,
         sum({REVENUE}) AS revenue FROM sales GROUP BY 1, 2, 3""",
 }
+# Nation and region are static reference files (no day): they join on their keys alone.
 SALES_SQL = """SELECT lineitem.*, o_orderkey, o_orderdate, o_orderpriority, o_shippriority, c_nationkey,
     c_mktsegment, n_name, r_name, s_nationkey
     FROM lineitem JOIN orders ON l_orderkey = o_orderkey AND lineitem.day = orders.day
     JOIN customer ON o_custkey = c_custkey AND customer.day = orders.day
-    JOIN nation ON c_nationkey = n_nationkey AND nation.day = orders.day
-    JOIN region ON n_regionkey = r_regionkey AND region.day = orders.day
+    JOIN nation ON c_nationkey = n_nationkey
+    JOIN region ON n_regionkey = r_regionkey
     JOIN supplier ON l_suppkey = s_suppkey AND supplier.day = orders.day"""
 
 
 def _folders(home: Path, source: str, start: date, days: int) -> list[str]:
-    return [str(home / "landing" / source / (start + timedelta(days=d)).isoformat()) for d in range(days)]
+    """The folders the source's files land in for the window: one per day, or the one folder of a static source."""
+    from medallion_assets.domains.retail import LANDING_SOURCES
+
+    landing = next(s for s in LANDING_SOURCES if s.name == source)
+    return sorted({str(home / "landing" / landing.folder(start + timedelta(days=d))) for d in range(days)})
 
 
 def plain_pass(home: Path, start: date, days: int) -> dict[str, float]:
@@ -134,7 +139,7 @@ def duckdb_pass(home: Path, start: date, days: int) -> float:
     for source, (_, types) in PLAIN_SILVER.items():
         files = [f"{folder}/{source}.csv" for folder in _folders(home, source, start, days)]
         connection.execute(
-            f"CREATE TABLE {source} AS SELECT *, CAST(regexp_extract(filename, '{DAY_IN_PATH}', 1) AS DATE) AS day"
+            f"CREATE TABLE {source} AS SELECT *, TRY_CAST(regexp_extract(filename, '{DAY_IN_PATH}', 1) AS DATE) AS day"
             f" FROM read_csv({files!r}, header = true, filename = true, types = {types!r})"
         )
     connection.execute(f"CREATE TABLE sales AS {SALES_SQL}")

@@ -1,8 +1,10 @@
 """Where a graph build's time goes, table by table: wall time, Spark jobs, and the time those jobs ran.
 
-    python -m medallion_assets_tests.benchmarks.profile_steps [--domain flights] [--days 2] [--top-jobs 15]
+    python -m medallion_assets_tests.benchmarks.profile_steps [--domain flights] [--start 2013-01-01] [--days 2]
+        [--home DIR] [--top-jobs 15]
 
-Stages `--days` days of flights (other domains must be staged already, with `medallion stage --domain`), builds
+Stages `--days` days of flights from `--start` (other domains must be staged into `--home` already, with
+`MEDALLION_HOME=DIR medallion stage --domain ...`), builds
 every table of the domain in one single-run backfill on local Spark with Spark's UI on, then prints, per table, its
 step's wall time, the Spark jobs that started during the step and their summed duration. The difference is driver
 work between jobs: planning, Delta's log and commit work, Dagster. `--top-jobs` also groups all jobs by the call
@@ -48,6 +50,7 @@ def spark_jobs(session) -> list[tuple[float, float, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domain", default="flights")
+    parser.add_argument("--start", type=date.fromisoformat, default=FIRST_DAY)
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--home", type=Path, default=None, help="lakehouse folder (default: a new temporary one)")
     parser.add_argument("--top-jobs", type=int, default=0)
@@ -69,7 +72,7 @@ def main() -> None:
     from medallion_assets.orchestration.jobs import partition_range_tags
 
     home = args.home or Path(tempfile.mkdtemp(prefix="medallion-profile-"))
-    window = PartitionWindow(FIRST_DAY, FIRST_DAY + timedelta(days=args.days))
+    window = PartitionWindow(args.start, args.start + timedelta(days=args.days))
     if args.domain == "flights":
         stage(home / "landing", window, progress=False)
     instance = DagsterInstance.ephemeral()

@@ -296,7 +296,7 @@ SILVER_TABLES = [
     ),
     TableDeclaration(
         key=TableKey("silver", "nation"),
-        description="The nations, as delivered with each day's export.",
+        description="The nations, as they stand on each day (a static reference file).",
         owner=OWNER,
         inputs=_bronze("nation"),
         casts=_typed("INT", "n_nationkey", "n_regionkey"),
@@ -313,7 +313,7 @@ SILVER_TABLES = [
     ),
     TableDeclaration(
         key=TableKey("silver", "region"),
-        description="The regions, as delivered with each day's export.",
+        description="The regions, as they stand on each day (a static reference file).",
         owner=OWNER,
         inputs=_bronze("region"),
         casts={"r_regionkey": "INT"},
