@@ -47,6 +47,8 @@ def test_the_first_start_builds_an_archive_that_later_starts_map(built_archive: 
         [sys.executable, "-c", START_SPARK], capture_output=True, text=True, timeout=300, check=True
     )
     assert f"-XX:SharedArchiveFile={built_archive}" in started.stdout
+    # The JVM warns, and starts without it, when an archive does not match its class path.
+    assert "Unable to use shared archive" not in started.stdout + started.stderr
 
 
 def test_a_damaged_archive_is_discarded_and_spark_starts_without_it(
@@ -91,19 +93,22 @@ def test_a_new_archive_removes_those_of_installations_that_are_gone(tmp_path: Pa
     installed.parent.mkdir(parents=True)
     installed.touch()
 
-    def archive(name: str, pyspark: Path | None) -> Path:
+    def archive(name: str, pyspark: Path | None, java: str | None = None) -> Path:
         made = cache / f"spark-classes-{name}.jsa"
         made.write_bytes(b"archive")
         if pyspark is not None:
-            made.with_suffix(class_archive.ORIGIN_SUFFIX).write_text(json.dumps({"pyspark": str(pyspark)}))
+            origin = {"pyspark": str(pyspark), **({"java": java} if java else {})}
+            made.with_suffix(class_archive.ORIGIN_SUFFIX).write_text(json.dumps(origin))
         return made
 
-    new = archive("new", installed)
-    live = archive("live", installed)
+    new = archive("new", installed, java="/usr/bin/java")
+    # The same installation path and java: the environment was made again there, and the old jars are gone.
+    superseded = archive("earlier", installed, java="/usr/bin/java")
+    live = archive("live", installed, java="/opt/other-jdk/bin/java")
     gone = archive("gone", tmp_path / "deleted-venv/pyspark/__init__.py")
     unrecorded = archive("unrecorded", None)
 
-    assert class_archive.prune(keep=new) == [gone]
+    assert class_archive.prune(keep=new) == [superseded, gone]
     assert sorted(p.name for p in cache.iterdir()) == sorted(
         [new.name, f"{new.stem}.origin", live.name, f"{live.stem}.origin", unrecorded.name]
     )

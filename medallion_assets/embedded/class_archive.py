@@ -52,7 +52,12 @@ def archive_file() -> Path | None:
         return None
     import pyspark
 
-    identity = json.dumps([str(java), java.stat().st_mtime_ns, pyspark.__file__, pyspark.__version__])
+    # The JVM checks that each jar on the class path is the one the archive was made from: a virtual environment
+    # made again at the same path has new jars, and the old archive fails to load ("Unable to use shared archive").
+    # The jars folder's time tells the installations apart.
+    jars = Path(pyspark.__file__).parent / "jars"
+    installed = jars.stat().st_mtime_ns if jars.is_dir() else 0
+    identity = json.dumps([str(java), java.stat().st_mtime_ns, pyspark.__file__, pyspark.__version__, installed])
     return cache_dir() / f"spark-classes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsa"
 
 
@@ -66,20 +71,31 @@ def _origin(archive: Path) -> Path:
     return archive.with_suffix(ORIGIN_SUFFIX)
 
 
-def prune(keep: Path) -> list[Path]:
-    """Remove the archives of PySpark installations that no longer exist, and return them.
+def _recorded(archive: Path) -> dict[str, str] | None:
+    try:
+        origin = json.loads(_origin(archive).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return origin if isinstance(origin, dict) and "pyspark" in origin else None
 
+
+def prune(keep: Path) -> list[Path]:
+    """Remove the archives of PySpark installations that no longer exist or were made again, and return them.
+
+    An archive of the same PySpark path and java as `keep` is of an earlier installation there: its jars are gone.
     An archive without a record (made before records were kept) is left alone: nothing says it is unused.
     """
     removed = []
+    kept = _recorded(keep) or {}
     for other in sorted(keep.parent.glob("spark-classes-*.jsa")):
         if other == keep:
             continue
-        try:
-            installation = json.loads(_origin(other).read_text(encoding="utf-8"))["pyspark"]
-        except (OSError, ValueError, KeyError, TypeError):
+        origin = _recorded(other)
+        if origin is None:
             continue
-        if not Path(installation).exists():
+        installation = origin["pyspark"]
+        superseded = installation == kept.get("pyspark") and origin.get("java") == kept.get("java") is not None
+        if superseded or not Path(installation).exists():
             other.unlink(missing_ok=True)
             _origin(other).unlink(missing_ok=True)
             removed.append(other)
