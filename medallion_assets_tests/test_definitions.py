@@ -41,11 +41,16 @@ EXPECTED_KEYS = FLIGHTS_KEYS | RETAIL_KEYS
 DOMAIN_DAYS = {"flights": ("2013-01-01", "2013-12-31"), "retail": ("1992-01-01", "1998-08-02")}
 
 
-def test_definitions_load_without_starting_a_jvm() -> None:
+# What only a build needs: loading the definitions for `dagster dev`, a sensor tick or the UI must not pay for it.
+BUILD_ONLY_MODULES = ("pandera", "pandas", "pyarrow", "delta", "databricks.sdk", "dagster_databricks", "duckdb")
+
+
+def test_definitions_load_without_starting_a_jvm_or_importing_what_only_a_build_needs() -> None:
     probe = (
         "import medallion_assets.definitions as d; d.defs.resolve_asset_graph();"
         "from pyspark import SparkContext; import sys;"
         "assert SparkContext._gateway is None and SparkContext._active_spark_context is None;"
+        f"imported = [m for m in {BUILD_ONLY_MODULES!r} if m in sys.modules]; assert not imported, imported;"
         "print('no-jvm')"
     )
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
