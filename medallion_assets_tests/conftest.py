@@ -48,6 +48,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file keeps its own order
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Build the machine's class archive now, not after the first process that started Spark exits.
+
+    The suite starts many JVMs of its own (emulated cluster drivers, CLI calls), and those stopped by a signal never
+    reach the exit that would start the builder. Started here, the archive is ready a minute or two in and every
+    later JVM maps it. The lock lets one process of the session start it.
+    """
+    from medallion_assets.embedded import class_archive
+
+    archive = class_archive.archive_file() if class_archive.enabled() else None
+    if archive is not None:
+        class_archive.start_building(archive)
+
+
 @pytest.fixture(scope="session")
 def spark():
     from medallion_assets.embedded.spark import local_spark_session

@@ -26,7 +26,7 @@ START_SPARK = (
 def built_archive() -> Path:
     """The machine's archive. Where there is none yet, a process that starts local Spark sets it building as it exits.
 
-    In a full test run an earlier subprocess (a CLI call, an emulated task) has usually done so already.
+    A test session starts building it as it starts (conftest.py), so this mostly waits for that builder.
     """
     archive = class_archive.archive_file()
     assert archive is not None, "no java found"
