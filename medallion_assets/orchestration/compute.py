@@ -53,7 +53,7 @@ class LocalSparkCompute(ComputeTarget):
         if spark_remote() is None and not local_spark_started():
             context.log.info(
                 "starting local Spark (about 10 s; a machine's first start also fetches Delta's jars from Maven "
-                "Central and builds a class archive in the background, so later starts are faster; "
+                "Central, and once it exits builds a class archive in the background so later starts are faster; "
                 "`medallion engine` keeps one running for every run)"
             )
         return local_target_session()
