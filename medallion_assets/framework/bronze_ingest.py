@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from medallion_assets.framework.errors import MissingLanding
 from medallion_assets.framework.lakehouse import Lakehouse
 from medallion_assets.framework.landed_files import UTF8, LandedFile, inspect_file, is_landed_file
+from medallion_assets.framework.local_frames import empty_frame
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.table import LandingSource
 
@@ -217,7 +218,7 @@ def ingest(
         [f for f in bronze_schema(source, partition_column).fields if f.name not in audit_fields]
         + [T.StructField("__day", T.DateType())]
     )
-    combined = spark.createDataFrame([], T.StructType([*empty_schema.fields, T.StructField(LINE_KIND, T.StringType())]))
+    combined = empty_frame(spark, T.StructType([*empty_schema.fields, T.StructField(LINE_KIND, T.StringType())]))
     for group in groups.values():
         combined = combined.unionByName(_read_files(spark, group, source.static), allowMissingColumns=True)
     received = [c for c in combined.columns if c not in AUDIT_COLUMNS and c not in ("__day", LINE_KIND)]

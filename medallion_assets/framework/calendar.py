@@ -7,6 +7,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from medallion_assets.framework.contract import Contract, Field
+from medallion_assets.framework.local_frames import literal_frame
 from medallion_assets.framework.table import TransformContext
 
 
@@ -25,7 +26,9 @@ class CalendarDay(Contract):
 
 def calendar_days(ctx: TransformContext) -> DataFrame:
     """The transform of a calendar table: it reads nothing, and conserves the days of its window."""
-    days = ctx.spark.createDataFrame([(day,) for day in ctx.window.days()], "full_date date")
+    days = literal_frame(
+        ctx.spark, [(day,) for day in ctx.window.days()], T.StructType([T.StructField("full_date", T.DateType())])
+    )
     return days.select(
         F.expr("CAST(date_format(full_date, 'yyyyMMdd') AS INT)").alias("date_key"),
         "full_date",

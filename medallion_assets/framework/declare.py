@@ -7,6 +7,7 @@ framework decides how it is built, checked and deployed.
 from medallion_assets.framework.calendar import CalendarDay, calendar_days
 from medallion_assets.framework.contract import Contract, Field
 from medallion_assets.framework.errors import TableBuildError
+from medallion_assets.framework.local_frames import literal_frame
 from medallion_assets.framework.partitions import PartitionWindow
 from medallion_assets.framework.reference import Scd2Columns, projection
 from medallion_assets.framework.staging import StagingTally
@@ -50,5 +51,6 @@ __all__ = [
     "Upstream",
     "bronze_tables",
     "calendar_days",
+    "literal_frame",
     "projection",
 ]

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from medallion_assets.framework import checks
 from medallion_assets.framework.build import Build, measure
 from medallion_assets.framework.delta_io import read_window
+from medallion_assets.framework.local_frames import empty_frame
 from medallion_assets.framework.quality import CheckOutcome, contract_failure_counters, contract_outcome
 from medallion_assets.framework.report import Meta, TableRunReport
 from medallion_assets.framework.table import Conservation, TableDeclaration, TableKey
@@ -45,7 +47,10 @@ def _parent_keys(build: Build, fk_references: TableKey, references_column: str, 
     parent = build.catalog[fk_references]
     rows = read_window(build.spark, build.lakehouse.table(fk_references), build.window, parent.partition_column)
     if rows is None:
-        return build.spark.createDataFrame([], f"`__key_{name}` bigint, `__day_{name}` date")
+        return empty_frame(
+            build.spark,
+            T.StructType([T.StructField(f"__key_{name}", T.LongType()), T.StructField(f"__day_{name}", T.DateType())]),
+        )
     return rows.select(
         F.col(references_column).alias(f"__key_{name}"), F.col(parent.partition_column).alias(f"__day_{name}")
     ).distinct()

@@ -17,6 +17,7 @@ from medallion_assets.framework.declare import (
     TableKey,
     TransformContext,
     Upstream,
+    literal_frame,
     projection,
 )
 
@@ -82,7 +83,11 @@ def airport_timezones(airports: DataFrame) -> DataFrame:
     spark = airports.sparkSession
     known = airports.where("is_current").select("faa", "tzone", "partition_date")
     days = known.select("partition_date").distinct()
-    territories = spark.createDataFrame(list(TERRITORY_AIRPORT_TIMEZONES.items()), "faa string, tzone string")
+    territories = literal_frame(
+        spark,
+        TERRITORY_AIRPORT_TIMEZONES.items(),
+        T.StructType([T.StructField("faa", T.StringType()), T.StructField("tzone", T.StringType())]),
+    )
     supplement = territories.crossJoin(days).join(
         known.select("faa", "partition_date"), ["faa", "partition_date"], "left_anti"
     )
