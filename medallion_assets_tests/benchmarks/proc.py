@@ -22,22 +22,42 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _command_name(pid: int) -> str:
+    with open(f"/proc/{pid}/comm") as comm:
+        return comm.read().strip()
+
+
 def _tree_rss_by_kind(root: int) -> dict[str, int]:
-    """RSS of the tree's processes, summed by kind: "driver" (the command itself), "java" (the JVM), and "workers"
-    (every other process: PySpark's Python workers, helpers)."""
-    found: dict[str, int] = {}
-    pending = [root]
-    while pending:
-        pid = pending.pop()
+    """RSS of the command ("driver"), of the JVMs it started ("java"), and of the Python processes under those JVMs:
+    PySpark's daemon and the workers it forks ("workers").
+
+    A JVM's other children are commands it runs (Hadoop's `chmod` and `readlink` on a machine without its native
+    library), caught between fork and exec, when they still report the JVM's own pages: counted, they doubled the
+    JVM's figure under "workers". The driver's other helpers (Dagster's log tailing) are a few MiB and not counted.
+    """
+    found = {"driver": 0, "java": 0, "workers": 0}
+    try:
+        found["driver"] = _rss(root)
+    except OSError:
+        return found
+    for child in _children(root):
         try:
-            with open(f"/proc/{pid}/statm") as statm:
-                rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-            with open(f"/proc/{pid}/comm") as comm:
-                kind = "driver" if pid == root else "java" if comm.read().strip() == "java" else "workers"
+            if _command_name(child) != "java":
+                continue
+            found["java"] += _rss(child)
+            pending = _children(child)
+            while pending:
+                descendant = pending.pop()
+                if _command_name(descendant).startswith("python"):
+                    found["workers"] += _rss(descendant)
+                    pending.extend(_children(descendant))
         except OSError:
             continue
-        found[kind] = found.get(kind, 0) + rss
-        pending.extend(_children(pid))
     return found
 
 
