@@ -121,7 +121,7 @@ def java_options() -> list[str]:
         # user's working directory.
         return [f"-XX:SharedArchiveFile={archive}", f"-XX:ErrorFile={archive.parent}/jvm-crash-%p.log"]
     # Not now, beside the work that needed Spark: a builder running alongside a newcomer's first `medallion run`
-    # made it 127 to 135 s instead of 96 s on 2 vCPUs, even at the lowest CPU priority (SCHED_IDLE), so the cost is
+    # made it 127 to 135 s instead of 96 to 105 s on 2 vCPUs, even at the lowest CPU priority (SCHED_IDLE): the cost is
     # not only CPU time. Dumping from the run's own JVM costs more: 15.6 s instead of 8.7 s to start and count,
     # then 10.7 s to write the archive at exit.
     builds_after_exit.add(archive)
