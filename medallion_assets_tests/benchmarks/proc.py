@@ -37,8 +37,9 @@ def _tree_rss_by_kind(root: int) -> dict[str, int]:
     PySpark's daemon and the workers it forks ("workers").
 
     A JVM's other children are commands it runs (Hadoop's `chmod` and `readlink` on a machine without its native
-    library), caught between fork and exec, when they still report the JVM's own pages: counted, they doubled the
-    JVM's figure under "workers". The driver's other helpers (Dagster's log tailing) are a few MiB and not counted.
+    library); one caught between fork and exec still reports the JVM's own pages, and counting it would add the JVM
+    again (the year's "workers" figure equalled the JVM's). The driver's other helpers (Dagster's log tailing) are
+    a few MiB and not counted.
     """
     found = {"driver": 0, "java": 0, "workers": 0}
     try:
