@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as db
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
@@ -18,8 +19,13 @@ from dagster import (
     asset,
     materialize,
 )
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
+from dagster._serdes import deserialize_value
 
+from medallion_assets.framework.partitions import PartitionWindow
+from medallion_assets.orchestration.asset_factory import checks_per_day
 from medallion_assets.orchestration.instance import PooledSqliteEventLogStorage, prepare_dagster_home
 
 DAYS = DailyPartitionsDefinition(start_date="2013-01-01", end_date="2013-03-01")
@@ -31,6 +37,86 @@ DAYS = DailyPartitionsDefinition(start_date="2013-01-01", end_date="2013-03-01")
 def days(context) -> Iterator[MaterializeResult]:
     yield MaterializeResult(metadata={"days": len(context.partition_keys)})
     yield AssetCheckResult(check_name="rows", passed=True)
+
+
+JUDGED = [AssetCheckSpec(name, asset="judged", blocking=True, partitions_def=DAYS) for name in ("rows", "fresh")]
+
+
+@asset(partitions_def=DAYS, backfill_policy=BackfillPolicy.single_run(), check_specs=JUDGED)
+def judged(context) -> Iterator[MaterializeResult]:
+    """A range run's checks filed per day as the asset factory files them; one check fails."""
+    window = context.partition_time_window
+    result = MaterializeResult(
+        check_results=[
+            AssetCheckResult(check_name="rows", passed=True, metadata={"rows": 3}),
+            AssetCheckResult(check_name="fresh", passed=False, description="two days late"),
+        ]
+    )
+    yield result
+    yield from checks_per_day(context, result, PartitionWindow(window.start.date(), window.end.date()))
+
+
+def check_history(instance: DagsterInstance, run_id: str) -> dict[tuple[str, str | None], tuple]:
+    """Each (check, day) row of the run's check executions, as stored, with the two events it points at."""
+    evaluation_event, materialization_event = (
+        SqlEventLogStorageTable.alias("evaluation_event"),
+        SqlEventLogStorageTable.alias("materialization_event"),
+    )
+    executions = AssetCheckExecutionsTable
+    query = (
+        db.select(
+            executions.c.check_name,
+            executions.c.partition,
+            executions.c.execution_status,
+            executions.c.evaluation_event,
+            evaluation_event.c.event,
+            materialization_event.c.partition,
+            materialization_event.c.dagster_event_type,
+        )
+        .select_from(
+            executions.outerjoin(
+                evaluation_event, executions.c.evaluation_event_storage_id == evaluation_event.c.id
+            ).outerjoin(
+                materialization_event, executions.c.materialization_event_storage_id == materialization_event.c.id
+            )
+        )
+        .where(executions.c.run_id == run_id)
+    )
+    with instance.event_log_storage.index_connection() as connection:  # type: ignore[attr-defined]
+        rows = connection.execute(query).fetchall()
+    history = {}
+    for check_name, partition, status, stored, pointed_at, target_partition, target_type in rows:
+        evaluation = deserialize_value(stored, EventLogEntry).dagster_event.asset_check_evaluation_data
+        history[(check_name, partition)] = (
+            status,
+            evaluation.passed,
+            evaluation.description,
+            dict(evaluation.metadata),
+            stored == pointed_at,  # the row's event is the one its storage id points at
+            (target_partition, target_type),
+        )
+    return history
+
+
+def test_a_range_runs_per_day_checks_are_filed_as_dagsters_own_storage_files_them(tmp_path: Path) -> None:
+    """The check evaluations this storage writes its own way read back exactly as Dagster's storage would have them."""
+    tags = {"dagster/asset_partition_range_start": "2013-01-01", "dagster/asset_partition_range_end": "2013-01-05"}
+    found = []
+    for home in (prepare_dagster_home(tmp_path / "ours"), tmp_path / "dagsters"):
+        home.mkdir(exist_ok=True)
+        with DagsterInstance.from_config(str(home)) as instance:
+            result = materialize([judged], instance=instance, tags=tags, raise_on_error=False)
+            assert not result.success  # the failed blocking check stops the run after it is filed
+            found.append((type(instance.event_log_storage), check_history(instance, result.run_id)))
+    (ours, our_history), (dagsters, dagster_history) = found
+    assert ours is PooledSqliteEventLogStorage and dagsters is not PooledSqliteEventLogStorage
+    days = [f"2013-01-0{day}" for day in range(1, 6)]
+    # Per day, as the asset factory files them, and the run's own verdicts, which Dagster files under no partition.
+    assert set(our_history) == {(name, day) for name in ("rows", "fresh") for day in [*days, None]}
+    assert {verdict[0] for (name, _), verdict in our_history.items() if name == "fresh"} == {"FAILED"}
+    for (_, day), (*_, pointed_at, target) in our_history.items():
+        assert pointed_at and (day is None or target == (day, "ASSET_MATERIALIZATION"))
+    assert our_history == dagster_history
 
 
 @pytest.fixture

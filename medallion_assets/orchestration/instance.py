@@ -10,7 +10,10 @@ This storage is Dagster's SQLite storage (same files, same schema, same readers)
 - each database file keeps one engine for the life of the process, so connections and compiled statements are
   reused (measured: 2.8 ms per event instead of 14);
 - a batch of asset events (a range run's per-day planned materializations and materializations, which Dagster
-  sends as a batch) is written in one transaction per database file.
+  sends as a batch) is written in one transaction per database file;
+- a check evaluation (a range run files one per check and day, about 17,000 for the year) is serialized once, not
+  twice, and mirrored into the index and its check-execution row in one transaction instead of two, with
+  statements built once per process.
 
 `dagster.yaml` selects it (`instance_yaml`); a deployment with Postgres (Dagster+, or dagster-postgres) needs
 neither change.
@@ -26,8 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as db
-from dagster._core.events import ASSET_EVENTS
+from dagster._core.errors import DagsterInvariantViolationError
+from dagster._core.events import ASSET_EVENTS, DagsterEventType
 from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.runs import SqliteRunStorage
 from dagster._core.storage.schedules import SqliteScheduleStorage
@@ -45,6 +51,38 @@ from sqlalchemy.engine import Connection, Engine
 # variable is set; it is read for every event, so setting it when this storage starts covers the process.
 EVENT_BATCH_SIZE_VARIABLE = "DAGSTER_EVENT_BATCH_SIZE"
 EVENT_BATCH_SIZE = "1000"
+
+
+def _check_execution_update(partitioned: bool) -> Any:
+    """The statement that files a run's check evaluation on the row its planned event created (Dagster's own rule).
+
+    Built once with bound parameters: SQLAlchemy then reuses its compiled form, where building the expression
+    for every evaluation cost about as much as executing it.
+    """
+    executions = AssetCheckExecutionsTable.c
+    partition = (
+        executions.partition == db.bindparam("match_partition") if partitioned else executions.partition.is_(None)
+    )
+    return (
+        AssetCheckExecutionsTable.update()
+        .where(
+            executions.asset_key == db.bindparam("match_asset_key"),
+            executions.check_name == db.bindparam("match_check_name"),
+            executions.run_id == db.bindparam("match_run_id"),
+            partition,
+        )
+        .values(
+            execution_status=db.bindparam("execution_status"),
+            evaluation_event=db.bindparam("evaluation_event"),
+            evaluation_event_timestamp=db.bindparam("evaluation_event_timestamp"),
+            evaluation_event_storage_id=db.bindparam("evaluation_event_storage_id"),
+            materialization_event_storage_id=db.bindparam("materialization_event_storage_id"),
+            partition=db.bindparam("partition"),
+        )
+    )
+
+
+UPDATE_CHECK_EXECUTION = {partitioned: _check_execution_update(partitioned) for partitioned in (True, False)}
 
 
 def _sync_at_checkpoints(connection: Any, _record: Any) -> None:
@@ -104,6 +142,59 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def _connect(self, shard: str) -> Iterator[Connection]:
         with self._db_lock, self._engine(shard).connect() as connection, connection.begin():
             yield connection
+
+    def store_event(self, event: EventLogEntry) -> None:
+        dagster_event = event.dagster_event
+        if (
+            dagster_event is None
+            or dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION
+            or not event.run_id
+        ):
+            super().store_event(event)
+            return
+        # What Dagster's `store_event` and `store_asset_check_event` do for a run's check evaluation, with the event
+        # serialized once and the index's two writes in one transaction.
+        row = self._event_to_row(event)
+        insert_event = SqlEventLogStorageTable.insert().values(**row)
+        with self.run_connection(event.run_id) as connection:
+            connection.execute(insert_event)
+        evaluation = dagster_event.asset_check_evaluation_data
+        target = evaluation.target_materialization_data
+        outcome = {
+            "execution_status": (
+                AssetCheckExecutionRecordStatus.SUCCEEDED
+                if evaluation.passed
+                else AssetCheckExecutionRecordStatus.FAILED
+            ).value,
+            "evaluation_event": row["event"],
+            "evaluation_event_timestamp": row["timestamp"],
+            "materialization_event_storage_id": target.storage_id if target else None,
+            "partition": evaluation.partition,
+        }
+        identity = {
+            "asset_key": evaluation.asset_key.to_string(),
+            "check_name": evaluation.check_name,
+            "run_id": event.run_id,
+        }
+        with self.index_connection() as connection:
+            event_id = connection.execute(insert_event).inserted_primary_key[0]
+            outcome["evaluation_event_storage_id"] = event_id
+            updated = connection.execute(
+                UPDATE_CHECK_EXECUTION[evaluation.partition is not None],
+                {
+                    **outcome,
+                    **{f"match_{key}": value for key, value in identity.items()},
+                    "match_partition": evaluation.partition,
+                },
+            ).rowcount
+            if updated == 0:
+                # No planned row (a check Dagster did not plan for this run): Dagster inserts one.
+                connection.execute(AssetCheckExecutionsTable.insert().values(**identity, **outcome))
+            elif updated > 1:
+                raise DagsterInvariantViolationError(
+                    f"Updated {updated} rows for asset check evaluation {evaluation.asset_check_key} "
+                    "as a result of duplicate AssetCheckPlanned events."
+                )
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         batched: list[EventLogEntry] = []
