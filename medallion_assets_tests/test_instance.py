@@ -19,8 +19,15 @@ from dagster import (
     asset,
     materialize,
 )
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.base import EventLogRecord
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    AssetEventTagsTable,
+    AssetKeyTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from dagster._serdes import deserialize_value
 
@@ -56,6 +63,17 @@ def judged(context) -> Iterator[MaterializeResult]:
     yield from checks_per_day(context, result, PartitionWindow(window.start.date(), window.end.date()))
 
 
+@asset(
+    partitions_def=DAYS,
+    backfill_policy=BackfillPolicy.single_run(),
+    check_specs=[AssetCheckSpec("never", asset="unjudged", blocking=True, partitions_def=DAYS)],
+)
+def unjudged(context) -> Iterator[MaterializeResult]:
+    """Fails before judging anything: its checks stay planned, one row per day."""
+    raise RuntimeError("no rows")
+    yield MaterializeResult()
+
+
 def check_history(instance: DagsterInstance, run_id: str) -> dict[tuple[str, str | None], tuple]:
     """Each (check, day) row of the run's check executions, as stored, with the two events it points at."""
     evaluation_event, materialization_event = (
@@ -86,37 +104,96 @@ def check_history(instance: DagsterInstance, run_id: str) -> dict[tuple[str, str
         rows = connection.execute(query).fetchall()
     history = {}
     for check_name, partition, status, stored, pointed_at, target_partition, target_type in rows:
-        evaluation = deserialize_value(stored, EventLogEntry).dagster_event.asset_check_evaluation_data
+        event = deserialize_value(stored, EventLogEntry).get_dagster_event()
+        verdict = event.asset_check_evaluation_data if event.event_type_value == "ASSET_CHECK_EVALUATION" else None
         history[(check_name, partition)] = (
             status,
-            evaluation.passed,
-            evaluation.description,
-            dict(evaluation.metadata),
+            event.event_type_value,
+            (verdict.passed, verdict.description, dict(verdict.metadata)) if verdict else None,
             stored == pointed_at,  # the row's event is the one its storage id points at
             (target_partition, target_type),
         )
     return history
 
 
-def test_a_range_runs_per_day_checks_are_filed_as_dagsters_own_storage_files_them(tmp_path: Path) -> None:
-    """The check evaluations this storage writes its own way read back exactly as Dagster's storage would have them."""
+def asset_index(instance: DagsterInstance, run_id: str) -> tuple[dict[str, tuple], list[tuple]]:
+    """Each asset's row in the asset-key table, and every asset event tag, with the events they point at."""
+    events = SqlEventLogStorageTable
+    with instance.event_log_storage.index_connection() as connection:  # type: ignore[attr-defined]
+        keys = connection.execute(
+            db.select(
+                AssetKeyTable.c.asset_key,
+                AssetKeyTable.c.last_materialization,
+                AssetKeyTable.c.last_run_id,
+                AssetKeyTable.c.last_materialization_timestamp,
+            )
+        ).fetchall()
+        stored_events = {
+            row.id: row for row in connection.execute(db.select(events.c.id, events.c.event, events.c.timestamp))
+        }
+        tags = connection.execute(
+            db.select(
+                AssetEventTagsTable.c.asset_key,
+                AssetEventTagsTable.c.key,
+                AssetEventTagsTable.c.value,
+                events.c.partition,
+                events.c.dagster_event_type,
+            ).select_from(AssetEventTagsTable.join(events, AssetEventTagsTable.c.event_id == events.c.id))
+        ).fetchall()
+    rows = {}
+    for asset_key, last_materialization, last_run_id, last_timestamp in keys:
+        record = deserialize_value(last_materialization, EventLogRecord) if last_materialization else None
+        pointed = stored_events[record.storage_id] if record else None
+        rows[asset_key] = (
+            last_run_id == run_id,
+            record.event_log_entry.get_dagster_event().partition if record else None,
+            # the recorded materialization is the stored event its storage id names
+            pointed is not None and deserialize_value(pointed.event, EventLogEntry) == record.event_log_entry,
+            # the asset's latest event time is the latest stored for it
+            last_timestamp == max(e.timestamp for e in stored_events.values()),
+        )
+    # A root asset's data version derives from the run's id, which differs between the two instances.
+    return rows, sorted(
+        (key, name, "<the run's>" if name == DATA_VERSION_TAG else value, day, kind)
+        for key, name, value, day, kind in tags
+    )
+
+
+def test_a_range_run_is_indexed_as_dagsters_own_storage_indexes_it(tmp_path: Path) -> None:
+    """What this storage writes its own way (per-day materializations and planned materializations in batches,
+    planned and evaluated checks) reads back from the index exactly as Dagster's storage would have written it."""
     tags = {"dagster/asset_partition_range_start": "2013-01-01", "dagster/asset_partition_range_end": "2013-01-05"}
     found = []
     for home in (prepare_dagster_home(tmp_path / "ours"), tmp_path / "dagsters"):
         home.mkdir(exist_ok=True)
         with DagsterInstance.from_config(str(home)) as instance:
-            result = materialize([judged], instance=instance, tags=tags, raise_on_error=False)
-            assert not result.success  # the failed blocking check stops the run after it is filed
-            found.append((type(instance.event_log_storage), check_history(instance, result.run_id)))
-    (ours, our_history), (dagsters, dagster_history) = found
+            result = materialize([judged, unjudged], instance=instance, tags=tags, raise_on_error=False)
+            assert not result.success  # a failed blocking check, and a step that raised
+            found.append(
+                (
+                    type(instance.event_log_storage),
+                    check_history(instance, result.run_id),
+                    asset_index(instance, result.run_id),
+                )
+            )
+    (ours, our_history, our_index), (dagsters, dagster_history, dagster_index) = found
     assert ours is PooledSqliteEventLogStorage and dagsters is not PooledSqliteEventLogStorage
     days = [f"2013-01-0{day}" for day in range(1, 6)]
     # Per day, as the asset factory files them, and the run's own verdicts, which Dagster files under no partition.
-    assert set(our_history) == {(name, day) for name in ("rows", "fresh") for day in [*days, None]}
+    judged_checks = {(name, day) for name in ("rows", "fresh") for day in [*days, None]}
+    assert set(our_history) == judged_checks | {("never", day) for day in days}
     assert {verdict[0] for (name, _), verdict in our_history.items() if name == "fresh"} == {"FAILED"}
-    for (_, day), (*_, pointed_at, target) in our_history.items():
-        assert pointed_at and (day is None or target == (day, "ASSET_MATERIALIZATION"))
+    assert {verdict[:2] for (name, _), verdict in our_history.items() if name == "never"} == {
+        ("PLANNED", "ASSET_CHECK_EVALUATION_PLANNED")
+    }
+    for (name, day), (*_, pointed_at, target) in our_history.items():
+        assert pointed_at and (day is None or name == "never" or target == (day, "ASSET_MATERIALIZATION"))
     assert our_history == dagster_history
+    asset_rows, event_tags = our_index
+    judged_row, unjudged_row = (asset_rows[AssetKey(name).to_string()] for name in ("judged", "unjudged"))
+    assert judged_row[:3] == (True, days[-1], True) and unjudged_row[0]
+    assert event_tags
+    assert our_index == dagster_index
 
 
 @pytest.fixture
