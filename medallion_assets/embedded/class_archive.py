@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from medallion_assets.embedded import local_fs
+from medallion_assets.embedded.cache import cache_dir
 from medallion_assets.settings import switch
 
 if TYPE_CHECKING:
@@ -34,10 +36,6 @@ SETTING = "MEDALLION_CLASS_ARCHIVE"
 DUMP_TO = "_MEDALLION_CLASS_ARCHIVE_DUMP"
 # A builder that has not finished by then died without removing its lock.
 STALE_LOCK_S = 600
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "medallion_assets"
 
 
 def java_binary() -> Path | None:
@@ -59,7 +57,11 @@ def archive_file() -> Path | None:
     # The jars folder's time tells the installations apart.
     jars = Path(pyspark.__file__).parent / "jars"
     installed = jars.stat().st_mtime_ns if jars.is_dir() else 0
-    identity = json.dumps([str(java), java.stat().st_mtime_ns, pyspark.__file__, pyspark.__version__, installed])
+    # The compiled local file system is on the class path too (`local_fs`): a new one needs a new archive.
+    file_system = local_fs.jar_path()
+    identity = json.dumps(
+        [str(java), java.stat().st_mtime_ns, pyspark.__file__, pyspark.__version__, installed, str(file_system)]
+    )
     return cache_dir() / f"spark-classes-{hashlib.sha256(identity.encode()).hexdigest()[:16]}.jsa"
 
 

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medallion_assets.embedded import class_archive
+from medallion_assets.embedded import class_archive, local_fs
+from medallion_assets.embedded.cache import cache_dir
 from medallion_assets.settings import switch
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _jar_cache_file() -> Path:
 
     import pyspark
 
-    return class_archive.cache_dir() / f"delta-{version('delta-spark')}-spark-{pyspark.__version__}.jars"
+    return cache_dir() / f"delta-{version('delta-spark')}-spark-{pyspark.__version__}.jars"
 
 
 def _cached_delta_jars() -> list[str]:
@@ -156,6 +157,11 @@ def local_spark_session(shuffle_partitions: int | None = None, master: str | Non
         with resolving:
             if not cached_jars:
                 cached_jars = _cached_delta_jars()  # resolved by another process while this one waited
+            file_system_jar = local_fs.file_system_jar()
+            if file_system_jar is not None:
+                builder = builder.config("spark.driver.extraClassPath", str(file_system_jar)).config(
+                    "spark.hadoop.fs.file.impl", local_fs.FILE_SYSTEM_CLASS
+                )
             if cached_jars:
                 builder = builder.config("spark.jars", ",".join(cached_jars))
             else:
