@@ -45,20 +45,27 @@ def _hadoop_api_jar() -> Path | None:
     return jars[-1] if jars else None
 
 
-def jar_path() -> Path | None:
-    """Where the compiled file system is kept for this source and Hadoop; None where it cannot be compiled here."""
+def _compilation() -> tuple[Path, Path, Path] | None:
+    """The compiler, Hadoop's API jar to compile against, and the jar to keep; None where it cannot be compiled."""
     javac, hadoop = javac_binary(), _hadoop_api_jar()
     if javac is None or hadoop is None or not SOURCE.is_file() or not switch(SETTING, default=True):
         return None
     identity = hashlib.sha256(SOURCE.read_bytes() + hadoop.name.encode()).hexdigest()[:16]
-    return cache_dir() / f"local-fs-{identity}.jar"
+    return javac, hadoop, cache_dir() / f"local-fs-{identity}.jar"
+
+
+def jar_path() -> Path | None:
+    """Where the compiled file system is kept for this source and Hadoop; None where it cannot be compiled here."""
+    compilation = _compilation()
+    return compilation[2] if compilation is not None else None
 
 
 def file_system_jar() -> Path | None:
     """The compiled file system, built on first use; None where it cannot be built here."""
-    jar, javac, hadoop = jar_path(), javac_binary(), _hadoop_api_jar()
-    if jar is None or javac is None or hadoop is None:
+    compilation = _compilation()
+    if compilation is None:
         return None
+    javac, hadoop, jar = compilation
     if jar.is_file():
         return jar
     jar.parent.mkdir(parents=True, exist_ok=True)
