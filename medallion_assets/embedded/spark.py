@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -114,15 +115,29 @@ def _jar_resolution_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _start(builder: SparkSession.Builder, java_options: list[str]) -> SparkSession:
-    options = " ".join(
+# The throughput collector for the local driver, unless the person chose one. A local build is one short-lived
+# JVM of many small queries on two cores, where G1's concurrent work and write barriers cost more than its short
+# pauses save: 60 days of every flights table took 138.5 and 139.3 s with it against 150.3 and 151.1 s with G1
+# (the JVM's default here), and 143.4 s with the serial collector.
+LOCAL_GARBAGE_COLLECTOR = "-XX:+UseParallelGC"
+_COLLECTOR_CHOICE = re.compile(r"-XX:\+Use\w+GC\b")
+
+
+def driver_java_options(java_options: list[str]) -> str:
+    """The local driver's JVM flags: ours, then `$MEDALLION_SPARK_JAVA_OPTIONS`, then the class archive's."""
+    chosen = os.environ.get("MEDALLION_SPARK_JAVA_OPTIONS", "")
+    return " ".join(
         [
             LOCAL_SPARK_CONF["spark.driver.extraJavaOptions"],
-            os.environ.get("MEDALLION_SPARK_JAVA_OPTIONS", ""),
+            *([] if _COLLECTOR_CHOICE.search(chosen) else [LOCAL_GARBAGE_COLLECTOR]),
+            chosen,
             *java_options,
         ]
-    )
-    return builder.config("spark.driver.extraJavaOptions", options).getOrCreate()
+    ).strip()
+
+
+def _start(builder: SparkSession.Builder, java_options: list[str]) -> SparkSession:
+    return builder.config("spark.driver.extraJavaOptions", driver_java_options(java_options)).getOrCreate()
 
 
 def local_spark_session(shuffle_partitions: int | None = None, master: str | None = None) -> SparkSession:
