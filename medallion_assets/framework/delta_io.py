@@ -121,7 +121,17 @@ def stage_rows(df: DataFrame, location: TableLocation) -> DataFrame:
     or persist(), and Databricks recommends materializing intermediate results to Delta tables instead
     (Databricks, "Serverless compute limitations").
     """
-    writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    # No column statistics: a scratch table is read whole by the build that wrote it, so there are no files to skip,
+    # and collecting the minimum and maximum of each column of each file was a quarter of staging's write
+    # (silver/planes over a year: 1.2 M rows written in 6.9 s with them, 5.1 s without). Delta takes a `delta.`
+    # writer option as a property of the table the write creates (Databricks, "Delta table properties reference":
+    # delta.dataSkippingNumIndexedCols); test_delta_io.py checks that the staged files carry no column statistics.
+    writer = (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("overwriteSchema", "true")
+        .option("delta.dataSkippingNumIndexedCols", "0")
+    )
     if location.is_path:
         writer.save(location.identifier)
     else:
