@@ -90,7 +90,8 @@ def test_a_path_that_holds_no_delta_table_is_absent(spark, tmp_path: Path) -> No
 
 def test_staged_rows_are_read_back_whole_and_carry_no_column_statistics(spark, tmp_path: Path) -> None:
     rows = spark.range(40).selectExpr("id", "CAST(id % 4 AS STRING) AS part")
-    staged = delta_io.stage_rows(rows, TableLocation(str(tmp_path / "scratch"), is_path=True))
+    scratch = TableLocation(str(tmp_path / "scratch"), is_path=True)
+    staged = delta_io.stage_rows(rows, scratch)
     assert sorted(tuple(r) for r in staged.collect()) == sorted(tuple(r) for r in rows.collect())
     actions = [
         json.loads(line)
@@ -101,7 +102,7 @@ def test_staged_rows_are_read_back_whole_and_carry_no_column_statistics(spark, t
     # Row counts only: no minimum, maximum or null count per column to collect while writing.
     assert added and all(set(json.loads(add["stats"])) == {"numRecords"} for add in added)
     # Staging the same scratch table again replaces its rows.
-    assert delta_io.stage_rows(rows.limit(3), TableLocation(str(tmp_path / "scratch"), is_path=True)).count() == 3
+    assert delta_io.stage_rows(rows.limit(3), scratch).count() == 3
 
 
 @pytest.fixture

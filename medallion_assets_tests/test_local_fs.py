@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from medallion_assets.embedded import local_fs
+from medallion_assets.embedded.jdk import jdk_tool
 
-needs_javac = pytest.mark.skipif(local_fs.javac_binary() is None, reason="no javac here: Spark keeps Hadoop's own")
+needs_javac = pytest.mark.skipif(jdk_tool("javac") is None, reason="no javac here: Spark keeps Hadoop's own")
 
 
 def modes_under(folder: Path) -> tuple[set[int], set[int]]:

@@ -15,7 +15,6 @@ import atexit
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from medallion_assets.embedded import local_fs
 from medallion_assets.embedded.cache import cache_dir
+from medallion_assets.embedded.jdk import jdk_tool
 from medallion_assets.settings import switch
 
 if TYPE_CHECKING:
@@ -38,16 +38,9 @@ DUMP_TO = "_MEDALLION_CLASS_ARCHIVE_DUMP"
 STALE_LOCK_S = 600
 
 
-def java_binary() -> Path | None:
-    """The java that spark-submit starts: $JAVA_HOME/bin/java, else the one on PATH."""
-    java_home = os.environ.get("JAVA_HOME")
-    found = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    return Path(found).resolve() if found and Path(found).is_file() else None
-
-
 def archive_file() -> Path | None:
     """One archive per JVM build and Spark installation: the JVM rejects an archive made by another."""
-    java = java_binary()
+    java = jdk_tool("java")
     if java is None:
         return None
     import pyspark
@@ -244,7 +237,7 @@ def build(archive: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="medallion-class-archive-") as scratch:
             _exercise(spark, Path(scratch))
         _stop_and_wait(spark)
-        java = java_binary()
+        java = jdk_tool("java")
         # Published whole or not at all: a JVM cannot start from a truncated archive.
         if java is not None and partial.is_file() and _loads(java, partial):
             import pyspark

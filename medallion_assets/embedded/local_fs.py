@@ -16,26 +16,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 
 from medallion_assets.embedded.cache import cache_dir
+from medallion_assets.embedded.jdk import jdk_tool
 from medallion_assets.settings import switch
 
 SOURCE = Path(__file__).parent / "java" / "medallion" / "NioLocalFileSystem.java"
 FILE_SYSTEM_CLASS = "medallion.NioLocalFileSystem"
 # on (default) or off: off keeps Hadoop's own local file system, to compare or to rule this one out.
 SETTING = "MEDALLION_LOCAL_FS_IN_PROCESS"
-
-
-def javac_binary() -> Path | None:
-    """The JDK's compiler beside the java Spark starts: $JAVA_HOME/bin/javac, else the one on PATH."""
-    java_home = os.environ.get("JAVA_HOME")
-    found = str(Path(java_home) / "bin" / "javac") if java_home else shutil.which("javac")
-    return Path(found) if found and Path(found).is_file() else None
 
 
 def _hadoop_api_jar() -> Path | None:
@@ -47,7 +40,7 @@ def _hadoop_api_jar() -> Path | None:
 
 def _compilation() -> tuple[Path, Path, Path] | None:
     """The compiler, Hadoop's API jar to compile against, and the jar to keep; None where it cannot be compiled."""
-    javac, hadoop = javac_binary(), _hadoop_api_jar()
+    javac, hadoop = jdk_tool("javac"), _hadoop_api_jar()
     if javac is None or hadoop is None or not SOURCE.is_file() or not switch(SETTING, default=True):
         return None
     identity = hashlib.sha256(SOURCE.read_bytes() + hadoop.name.encode()).hexdigest()[:16]
