@@ -298,6 +298,31 @@ def test_schema_drift_is_kept_in_bronze_and_reported_by_silver(spark, home: Path
     assert_accounted(bronze, silver)
 
 
+def test_one_drifted_file_among_good_ones_is_named_and_a_reordered_header_is_no_drift(spark, home: Path) -> None:
+    # The day's first half under the declared header, the second half with an extra column.
+    half = len(REAL_DAY) // 2
+    land(home, "flights", "a.csv", "\n".join([HEADER, *REAL_DAY[:half]]) + "\n")
+    land(home, "flights", "b.csv", "\n".join([HEADER + ",gate"] + [line + ",B12" for line in REAL_DAY[half:]]) + "\n")
+    bronze, silver = run_flights(spark, home)
+    schema_check = check(silver, checks.SOURCE_SCHEMA)
+    assert not schema_check.passed and schema_check.severity == "WARN"
+    assert schema_check.metadata == {"missing_columns": [], "unexpected_columns": ["gate"]}
+    assert silver.committed
+    assert_accounted(bronze, silver)
+
+    # Every declared column, in another order: the header differs from the declared one, the columns do not.
+    reordered = list(reversed(COLUMNS))
+    lines = [",".join(reversed(line.split(","))) for line in REAL_DAY]
+    for stale in (home / "landing" / "flights" / DAY.isoformat()).iterdir():
+        stale.unlink()
+    land(home, "flights", "flights.csv", "\n".join([",".join(reordered), *lines]) + "\n")
+    bronze, silver = run_flights(spark, home)
+    schema_check = check(silver, checks.SOURCE_SCHEMA)
+    assert schema_check.passed and schema_check.metadata == {"missing_columns": [], "unexpected_columns": []}
+    assert silver.metadata["rows_quarantined"] == 0
+    assert_accounted(bronze, silver)
+
+
 def test_a_renamed_column_blocks_the_day_and_the_table_keeps_its_last_good_version(spark, home: Path) -> None:
     land(home, "flights", "flights.csv", day_file())
     run_flights(spark, home)
