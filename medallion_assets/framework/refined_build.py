@@ -183,7 +183,10 @@ def _classify(evaluated: DataFrame, table: TableDeclaration, blocking: set[str],
         if blocking
         else F.lit(False)
     )
-    flagged = evaluated.withColumn(REJECTED, rejected)
+    # Only a rejected row can be quarantined, so only rejected rows take their bronze columns through the shuffle
+    # below; every row keeps the delivery time that ranks it.
+    every_row = (bronze_ingest.SOURCE_COLUMNS, bronze_ingest.LANDED_AT)
+    flagged = _source_only_where(evaluated.withColumn(REJECTED, rejected), F.col(REJECTED), every_row)
     if not table.natural_key:
         return flagged.withColumns({DUPLICATE: F.lit(False), SUPERSEDED: F.lit(False), QUARANTINED: F.col(REJECTED)})
     same_key = Window.partitionBy(*table.natural_key, table.partition_column)
@@ -459,24 +462,31 @@ def _slimmed(classified: DataFrame) -> DataFrame:
 
     After classification, a row's `_source` is read for the quarantine write and the example rows, which are
     quarantined rows, and for the delivered header, which the tally takes from every row. Every other row stages
-    the delivered header alone: the raw line, its hash and the received values are most of a bronze row's bytes,
-    and a staged row is written once and read by every pass after it.
+    the delivered header alone: a staged row is written once and read by every pass after it.
     """
-    if SOURCE_STRUCT not in classified.columns:
-        return classified
-    fields = classified.schema[SOURCE_STRUCT].dataType.fieldNames()  # type: ignore[attr-defined]
-    needed = F.col(QUARANTINED)
+    return _source_only_where(classified, F.col(QUARANTINED), (bronze_ingest.SOURCE_COLUMNS,))
+
+
+def _source_only_where(rows: DataFrame, needed: Column, on_every_row: Collection[str]) -> DataFrame:
+    """`rows` with the fields of `_source`, the bronze columns as received, only where `needed` holds.
+
+    The raw line, its hash and the received values are most of a bronze row's bytes; the fields named in
+    `on_every_row` stay on every row.
+    """
+    if SOURCE_STRUCT not in rows.columns:
+        return rows
+    fields = rows.schema[SOURCE_STRUCT].dataType.fieldNames()  # type: ignore[attr-defined]
     slim = F.struct(
         *[
             (
                 F.col(f"{SOURCE_STRUCT}.`{name}`")
-                if name == bronze_ingest.SOURCE_COLUMNS
+                if name in on_every_row
                 else F.when(needed, F.col(f"{SOURCE_STRUCT}.`{name}`"))
             ).alias(name)
             for name in fields
         ]
     )
-    return classified.withColumn(SOURCE_STRUCT, slim)
+    return rows.withColumn(SOURCE_STRUCT, slim)
 
 
 def _judge_and_commit(
